@@ -1,0 +1,30 @@
+//! Resource types shared by every component: Kubernetes core objects
+//! (re-exported from `k8s-openapi`), Cilium CRDs (`cilium.io` v2 and
+//! v2alpha1), the registry of every kind the cluster store serves, and the
+//! decoding of manifests (multi-document YAML, served versions, unknown
+//! fields tolerated, invalid values rejected with their field path).
+
+mod object;
+
+pub use k8s_openapi;
+pub use object::{Object, ResourceType};
+
+/// A validation failure at one field of an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FieldError {
+    /// Dotted path to the field (`spec.template.spec.containers[0].image`).
+    pub path: String,
+    /// What is wrong (`Invalid value: -1: must be greater than or equal to 0`).
+    pub message: String,
+}
+
+impl FieldError {
+    /// A new error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

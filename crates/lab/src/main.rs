@@ -1,0 +1,2 @@
+//! cilium-lab.
+fn main() {}
