@@ -89,6 +89,19 @@ pub enum WatchEvent<T> {
 /// A stream of watch events.
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<WatchEvent<T>>> + Send>>;
 
+/// What [`Store::reflect`] yields: a full snapshot, then changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change<T> {
+    /// The complete current state (first item, and again after every
+    /// re-list following a broken or compacted watch). Replaces any cache.
+    Synced(Vec<T>),
+    /// One change after the last snapshot.
+    Event(WatchEvent<T>),
+}
+
+/// A never-ending stream of [`Change`]s.
+pub type ChangeStream<T> = Pin<Box<dyn Stream<Item = Change<T>> + Send>>;
+
 /// The cluster store. Cheap to clone (shared handle).
 #[derive(Clone)]
 pub struct Store {
@@ -157,6 +170,15 @@ impl Store {
     /// `revision`, in order.
     pub fn watch<T: Object>(&self, namespace: Option<&str>, revision: i64) -> WatchStream<T> {
         let _ = (namespace, revision);
+        todo!()
+    }
+
+    /// List, then watch from the list's revision; on any watch error
+    /// (disconnect, compaction) log it, back off and re-list, yielding a
+    /// fresh [`Change::Synced`]. Never ends; errors never reach the caller.
+    /// The base of every controller loop.
+    pub fn reflect<T: Object>(&self, namespace: Option<&str>) -> ChangeStream<T> {
+        let _ = namespace;
         todo!()
     }
 

@@ -1,0 +1,1 @@
+//! Lab control plane: node podCIDRs, scheduler, Deployment, Service and EndpointSlice controllers.

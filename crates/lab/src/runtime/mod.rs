@@ -1,0 +1,1 @@
+//! Pod runtime (a minimal kubelet): sandboxes, CNI calls, workloads.
