@@ -1,7 +1,613 @@
 //! `cilium-lab`: builds and drives a local multi-node lab of network
-//! namespaces with its own minimal cluster control plane and pod runtime.
+//! namespaces (the seeds' four-VM topology by default) with a real etcd,
+//! its own minimal cluster control plane and pod runtime, and kubectl-like
+//! verbs to use it.
 
+mod cli;
 mod controlplane;
+mod fabric;
+mod lab;
+mod procs;
 mod runtime;
+mod status;
+mod topology;
 
-fn main() {}
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use cli::Selector;
+use cli::get::Output;
+use lab::LabState;
+
+/// A local lab of network namespaces reproducing the seeds' cluster.
+#[derive(Parser)]
+#[command(name = "cilium-lab", version, about)]
+struct Cli {
+    /// Lab name: prefixes every namespace, cgroup and pin path.
+    #[arg(long = "name", global = true, env = "CILIUM_LAB", default_value = "lab")]
+    lab: String,
+    /// Cluster to talk to (labs with several clusters; default: the first).
+    #[arg(long, global = true, env = "CILIUM_LAB_CLUSTER")]
+    cluster: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the lab and start its processes (idempotent).
+    Up {
+        /// `seed` (default), `clustermesh` or a topology YAML file.
+        #[arg(long, default_value = "seed")]
+        topology: String,
+        /// A `cilium-config` key for the lab's agents, KEY=VALUE (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Also deploy the seeds' sample workloads (webpod ×3 + Service, curl-pod).
+        #[arg(long)]
+        workloads: bool,
+        /// How long to wait for each readiness step.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Remove everything the lab created.
+    Down,
+    /// What is running and how it is doing.
+    Status,
+    /// Create or update objects from manifests (multi-document YAML).
+    Apply {
+        /// File, or `-` for stdin.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<String>,
+    },
+    /// Show objects.
+    Get {
+        /// KIND [NAME...] or KIND/NAME.
+        #[arg(required = true)]
+        args: Vec<String>,
+        #[command(flatten)]
+        scope: Scope,
+        /// Output format.
+        #[arg(short, long)]
+        output: Option<Output>,
+    },
+    /// Delete objects (pods gracefully, through their kubelet).
+    Delete {
+        /// KIND NAME... or KIND/NAME.
+        args: Vec<String>,
+        /// Delete the objects of a manifest file.
+        #[arg(short = 'f', long = "filename")]
+        file: Option<String>,
+        #[command(flatten)]
+        scope: Scope,
+        /// Delete pods at once, without waiting for their kubelet.
+        #[arg(long)]
+        force: bool,
+        /// Wait until the objects are gone.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        wait: bool,
+    },
+    /// Set a Deployment's replicas.
+    Scale {
+        /// deployment NAME or deployment/NAME.
+        args: Vec<String>,
+        /// Desired replicas.
+        #[arg(long)]
+        replicas: i32,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Add, change (`--overwrite`) or remove (`key-`) labels.
+    Label(MetaArgs),
+    /// Add, change (`--overwrite`) or remove (`key-`) annotations.
+    Annotate(MetaArgs),
+    /// Mark a node unschedulable.
+    Cordon {
+        /// Node name.
+        node: String,
+    },
+    /// Mark a node schedulable.
+    Uncordon {
+        /// Node name.
+        node: String,
+    },
+    /// Cordon a node and evict its pods.
+    Drain {
+        /// Node name.
+        node: String,
+        /// How long to wait for the evictions.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Run a command in a pod (its namespaces) or a node (`node/NAME` or a
+    /// host name: its network namespace and cgroup).
+    Exec {
+        /// POD, node/NODE or a host name.
+        target: String,
+        /// Namespace of the pod.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Accepted for kubectl compatibility (stdin is always attached).
+        #[arg(short = 'i', long = "stdin")]
+        _stdin: bool,
+        /// Accepted for kubectl compatibility.
+        #[arg(short = 't', long = "tty")]
+        _tty: bool,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print a pod's log, or a lab process's (`HOST/PROCESS`, e.g. `k8s-ctr/kubelet`).
+    Logs {
+        /// POD or HOST/PROCESS.
+        target: String,
+        /// Namespace of the pod.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Container.
+        #[arg(short, long)]
+        container: Option<String>,
+    },
+    /// Wait for objects to meet a condition (`--for condition=Ready`, `--for delete`).
+    Wait {
+        /// KIND [NAME...] or KIND/NAME.
+        #[arg(required = true)]
+        args: Vec<String>,
+        /// condition=NAME or delete.
+        #[arg(long = "for")]
+        condition: String,
+        #[command(flatten)]
+        scope: Scope,
+        /// Wait for every object of the kind (or of the selector).
+        #[arg(long)]
+        all: bool,
+        /// Give up after this long.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Internal entry points of the lab's own processes.
+    #[command(hide = true, subcommand)]
+    Internal(Internal),
+}
+
+/// `-n`, `-A`, `-l`.
+#[derive(Args)]
+struct Scope {
+    /// Namespace.
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Label selector.
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+}
+
+/// Arguments of `label` and `annotate`.
+#[derive(Args)]
+struct MetaArgs {
+    /// KIND NAME key=value... key-...
+    #[arg(required = true)]
+    args: Vec<String>,
+    /// Replace existing values.
+    #[arg(long)]
+    overwrite: bool,
+    /// Namespace.
+    #[arg(short, long)]
+    namespace: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Internal {
+    /// The control plane of one cluster.
+    ControlPlane {
+        /// etcd endpoint.
+        #[arg(long)]
+        etcd: String,
+        /// Pod CIDR for Node podCIDR allocation.
+        #[arg(long)]
+        pod_cidr: ipnet::Ipv4Net,
+        /// Service ClusterIP range.
+        #[arg(long)]
+        service_cidr: ipnet::Ipv4Net,
+        /// Cluster DNS service IP.
+        #[arg(long)]
+        dns_ip: Ipv4Addr,
+    },
+    /// The pod runtime of one node.
+    Kubelet {
+        /// Lab name.
+        #[arg(long)]
+        lab: String,
+        /// Node name.
+        #[arg(long)]
+        node: String,
+        /// The node's InternalIP.
+        #[arg(long)]
+        node_ip: Ipv4Addr,
+        /// etcd endpoint.
+        #[arg(long)]
+        etcd: String,
+        /// Node state directory.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Node cgroup.
+        #[arg(long)]
+        cgroup: PathBuf,
+        /// CNI configuration directory.
+        #[arg(long)]
+        cni_conf_dir: PathBuf,
+    },
+    /// Enter namespaces and a cgroup, then exec a command.
+    Sandbox(runtime::sandbox::SandboxArgs),
+    /// The traefik/whoami workload.
+    Whoami {
+        /// Port.
+        #[arg(long, default_value_t = 80)]
+        port: u16,
+        /// Pod name.
+        #[arg(long)]
+        name: String,
+    },
+    /// A fixed-body web server.
+    Httpd {
+        /// Port.
+        #[arg(long, default_value_t = 80)]
+        port: u16,
+        /// Body.
+        #[arg(long)]
+        body: String,
+    },
+}
+
+/// Parse `90s`, `2m`, `1h`, `500ms` or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("invalid duration {s:?}: use ms, s, m or h")),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        // Entered before any thread exists: setns into a mount namespace
+        // needs a single-threaded process.
+        Command::Internal(Internal::Sandbox(args)) => match runtime::sandbox::main(args)? {},
+        Command::Internal(Internal::Whoami { port, name }) => {
+            runtime::whoami::serve(port, &name)?;
+            Ok(0)
+        }
+        Command::Internal(Internal::Httpd { port, body }) => {
+            runtime::whoami::serve_static(port, &body)?;
+            Ok(0)
+        }
+        Command::Internal(internal) => {
+            init_logs();
+            runtime()?.block_on(run_internal(internal))?;
+            Ok(0)
+        }
+        Command::Up {
+            topology,
+            config,
+            workloads,
+            timeout,
+        } => {
+            let config = parse_config(&config)?;
+            runtime()?.block_on(async {
+                let state = lab::up(lab::UpOptions {
+                    lab: cli.lab.clone(),
+                    topology,
+                    config,
+                    workloads,
+                    timeout,
+                })
+                .await?;
+                print!("{}", status::report(&state, cli.cluster.as_deref()).await?);
+                print!("{}", status::next_steps(&state));
+                Ok(0)
+            })
+        }
+        Command::Down => {
+            lab::down(&cli.lab)?;
+            Ok(0)
+        }
+        command => {
+            let state = LabState::load(&cli.lab)?;
+            runtime()?.block_on(run_cluster_command(&state, cli.cluster.as_deref(), command))
+        }
+    }
+}
+
+fn parse_config(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for p in pairs {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--config {p:?}: expected KEY=VALUE");
+        };
+        if k.is_empty() {
+            bail!("--config {p:?}: empty key");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+async fn run_internal(internal: Internal) -> Result<()> {
+    match internal {
+        Internal::ControlPlane {
+            etcd,
+            pod_cidr,
+            service_cidr,
+            dns_ip,
+        } => {
+            let store = store::Store::etcd(&[etcd]).await?;
+            controlplane::run(
+                store,
+                controlplane::ControlPlaneConfig {
+                    pod_cidr,
+                    service_cidr,
+                    dns_service_ip: dns_ip,
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        Internal::Kubelet {
+            lab,
+            node,
+            node_ip,
+            etcd,
+            state_dir,
+            cgroup,
+            cni_conf_dir,
+        } => {
+            let store = store::Store::etcd(&[etcd]).await?;
+            runtime::kubelet::run(
+                store,
+                runtime::kubelet::KubeletConfig {
+                    lab,
+                    node,
+                    node_ip,
+                    state_dir,
+                    cgroup,
+                    cni_conf_dir,
+                    cni_bin_dirs: vec![PathBuf::from("/usr/lib/cni")],
+                    cni_mode: runtime::kubelet::CniMode::Bridge,
+                    self_exe: std::env::current_exe()?,
+                },
+            )
+            .await
+        }
+        Internal::Sandbox(_) | Internal::Whoami { .. } | Internal::Httpd { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
+    }
+}
+
+fn selector(scope: &Scope) -> Result<Option<Selector>> {
+    scope.selector.as_deref().map(Selector::parse).transpose()
+}
+
+fn print_lines(lines: &[String]) {
+    for l in lines {
+        println!("{l}");
+    }
+}
+
+async fn run_cluster_command(state: &LabState, cluster: Option<&str>, command: Command) -> Result<i32> {
+    if let Command::Status = command {
+        print!("{}", status::report(state, cluster).await?);
+        return Ok(0);
+    }
+    let store = state.connect(cluster).await?;
+    match command {
+        Command::Apply { files } => {
+            for f in &files {
+                cli::apply::apply_file(&store, f).await?;
+            }
+        }
+        Command::Get {
+            args,
+            scope,
+            output,
+        } => {
+            let (kind, names) = cli::kind_and_names(&args)?;
+            let sel = selector(&scope)?;
+            let out = cli::get::get(
+                &store,
+                &cli::get::GetRequest {
+                    kind,
+                    names: &names,
+                    namespace: scope.namespace.as_deref(),
+                    all_namespaces: scope.all_namespaces,
+                    selector: sel.as_ref(),
+                    output,
+                },
+            )
+            .await?;
+            print!("{out}");
+        }
+        Command::Delete {
+            args,
+            file,
+            scope,
+            force,
+            wait,
+        } => {
+            let ns = scope.namespace.as_deref();
+            if let Some(file) = file {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {file}"))?;
+                for m in api::parse_manifests(&text)? {
+                    let name = m.object["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    let mns = m.object["metadata"]["namespace"].as_str().map(String::from);
+                    let lines = cli::edit::delete(&store, m.kind, &[name], mns.as_deref().or(ns), force, wait).await?;
+                    print_lines(&lines);
+                }
+            } else {
+                let (kind, names) = cli::kind_and_names(&args)?;
+                print_lines(&cli::edit::delete(&store, kind, &names, ns, force, wait).await?);
+            }
+        }
+        Command::Scale {
+            args,
+            replicas,
+            scope,
+        } => {
+            let (kind, names) = cli::kind_and_names(&args)?;
+            let [name] = names.as_slice() else {
+                bail!("scale needs exactly one name");
+            };
+            println!(
+                "{}",
+                cli::edit::scale(&store, kind, name, scope.namespace.as_deref(), replicas).await?
+            );
+        }
+        Command::Label(m) | Command::Annotate(m) if m.args.len() < 2 => {
+            bail!("usage: KIND NAME key=value... (got {:?})", m.args)
+        }
+        cmd @ (Command::Label(_) | Command::Annotate(_)) => {
+            let (which, m) = match cmd {
+                Command::Label(m) => (cli::edit::MetaMap::Labels, m),
+                Command::Annotate(m) => (cli::edit::MetaMap::Annotations, m),
+                _ => unreachable!("matched above"),
+            };
+            let (kind, rest) = cli::kind_and_names(&m.args)?;
+            let (name, changes) = rest.split_first().context("missing object name")?;
+            println!(
+                "{}",
+                cli::edit::set_meta(&store, kind, name, m.namespace.as_deref(), which, changes, m.overwrite)
+                    .await?
+            );
+        }
+        Command::Cordon { node } => println!("{}", cli::edit::cordon(&store, &node, true).await?),
+        Command::Uncordon { node } => println!("{}", cli::edit::cordon(&store, &node, false).await?),
+        Command::Drain { node, timeout } => {
+            print_lines(&cli::edit::drain(&store, &node, timeout).await?)
+        }
+        Command::Exec {
+            target,
+            namespace,
+            command,
+            ..
+        } => {
+            let t = cli::exec::resolve_target(state, &target, namespace.as_deref());
+            return cli::exec::exec(state, &store, &t, &command).await;
+        }
+        Command::Logs {
+            target,
+            namespace,
+            container,
+        } => {
+            let path = cli::exec::log_path(
+                state,
+                &store,
+                &target,
+                namespace.as_deref(),
+                container.as_deref(),
+            )
+            .await?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            print!("{text}");
+        }
+        Command::Wait {
+            args,
+            condition,
+            scope,
+            all,
+            timeout,
+        } => {
+            let (kind, names) = cli::kind_and_names(&args)?;
+            if names.is_empty() && !all && scope.selector.is_none() {
+                bail!("resource(s) were provided, but no name was specified: give names, -l or --all");
+            }
+            let sel = selector(&scope)?;
+            let lines = cli::exec::wait(
+                &store,
+                &cli::exec::WaitRequest {
+                    kind,
+                    names: &names,
+                    namespace: scope.namespace.as_deref(),
+                    selector: sel.as_ref(),
+                    condition: cli::exec::WaitFor::parse(&condition)?,
+                    timeout,
+                },
+            )
+            .await?;
+            print_lines(&lines);
+        }
+        Command::Up { .. } | Command::Down | Command::Status | Command::Internal(_) => {
+            unreachable!("handled by run")
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_config_pairs_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        let c = parse_config(&["routing-mode=native".into(), "a=b=c".into()]).unwrap();
+        assert_eq!(c["routing-mode"], "native");
+        assert_eq!(c["a"], "b=c");
+        assert!(parse_config(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

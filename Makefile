@@ -1,0 +1,34 @@
+# The project's two commands: `make lab` (bring up the seeds' lab with its
+# sample workloads) and `make test` (every test). Both install what is
+# missing first (scripts/setup.sh is idempotent).
+
+CARGO ?= cargo
+LAB ?= lab
+RELEASE := target/release/cilium-lab
+
+.PHONY: setup build lab lab-down lint test bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --workspace --bins
+
+lab: build
+	$(RELEASE) --name $(LAB) up --workloads
+
+lab-down:
+	@if [ -x $(RELEASE) ]; then $(RELEASE) --name $(LAB) down; else echo "nothing built, nothing to tear down"; fi
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: lint
+	$(CARGO) test --workspace -- --test-threads=2
+
+bench: build
+	bash bench/lab-up.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,259 @@
+//! `exec`, `logs` and `wait`: run a command inside a pod's or a node's
+//! namespaces and cgroup, read a pod's (or a lab process's) log, and wait
+//! for objects to reach a condition.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use api::Kind;
+use api::k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
+use store::Store;
+
+use super::{Selector, namespace_for};
+use crate::fabric;
+use crate::lab::{LabPaths, LabState, wait_for};
+use crate::runtime::SandboxRecord;
+
+/// Where `exec` runs a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A lab host: its network namespace and cgroup.
+    Host(String),
+    /// A pod: its sandbox's namespaces, in its node's cgroup.
+    Pod {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+}
+
+/// Resolve `node/NAME`, `pod/NAME`, a host name or a pod name.
+pub fn resolve_target(state: &LabState, target: &str, ns: Option<&str>) -> Target {
+    let pod = |name: &str| Target::Pod {
+        namespace: ns.unwrap_or("default").to_string(),
+        name: name.to_string(),
+    };
+    match target.split_once('/') {
+        Some(("node" | "nodes" | "no" | "host", name)) => Target::Host(name.to_string()),
+        Some(("pod" | "pods" | "po", name)) => pod(name),
+        _ if ns.is_none() && state.topology.host(target).is_some() => {
+            Target::Host(target.to_string())
+        }
+        _ => pod(target),
+    }
+}
+
+/// The `internal sandbox` arguments that enter a target.
+async fn enter_args(state: &LabState, store: &Store, target: &Target) -> Result<Vec<String>> {
+    let paths = LabPaths::new(&state.lab);
+    match target {
+        Target::Host(host) => {
+            if state.topology.host(host).is_none() {
+                bail!("lab {:?} has no host {host:?}", state.lab);
+            }
+            let netns = fabric::netns_path(&fabric::netns_name(&state.lab, host));
+            Ok(vec![
+                "--netns".into(),
+                netns.display().to_string(),
+                "--cgroup".into(),
+                paths.cgroup(host).display().to_string(),
+            ])
+        }
+        Target::Pod { namespace, name } => {
+            let (pod, record) = sandbox_of(state, store, namespace, name).await?;
+            let node = pod.spec.and_then(|s| s.node_name).unwrap_or_default();
+            Ok(vec![
+                "--target-pid".into(),
+                record.pid.to_string(),
+                "--cgroup".into(),
+                paths.cgroup(&node).display().to_string(),
+            ])
+        }
+    }
+}
+
+async fn sandbox_of(
+    state: &LabState,
+    store: &Store,
+    namespace: &str,
+    name: &str,
+) -> Result<(Pod, SandboxRecord)> {
+    let Some(pod) = store.get::<Pod>(Some(namespace), name).await? else {
+        bail!("pods \"{name}\" not found in namespace \"{namespace}\"");
+    };
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .with_context(|| format!("pod {namespace}/{name} is not scheduled to a node yet"))?;
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let node_dir = LabPaths::new(&state.lab).node_dir(&node);
+    let record = SandboxRecord::load(&node_dir, namespace, name, &uid)
+        .with_context(|| format!("pod {namespace}/{name} has no running sandbox on {node}"))?;
+    Ok((pod, record))
+}
+
+/// Run `cmd` in the target with the caller's stdio; returns its exit code.
+pub async fn exec(state: &LabState, store: &Store, target: &Target, cmd: &[String]) -> Result<i32> {
+    if cmd.is_empty() {
+        bail!("you must specify at least one command for the container");
+    }
+    let mut args = vec!["internal".to_string(), "sandbox".to_string()];
+    args.extend(enter_args(state, store, target).await?);
+    args.push("--".into());
+    args.extend(cmd.iter().cloned());
+    let exe = std::env::current_exe()?;
+    let status = tokio::task::spawn_blocking(move || Command::new(exe).args(args).status())
+        .await?
+        .context("cannot run the sandbox helper")?;
+    Ok(status.code().unwrap_or(128 + status_signal(&status)))
+}
+
+fn status_signal(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal().unwrap_or(1)
+}
+
+/// The log file for `logs TARGET`: `HOST/PROCESS` (a lab process such as
+/// `k8s-ctr/kubelet`) or a pod (its first or named container).
+pub async fn log_path(
+    state: &LabState,
+    store: &Store,
+    target: &str,
+    ns: Option<&str>,
+    container: Option<&str>,
+) -> Result<PathBuf> {
+    if let Some((host, process)) = target.split_once('/')
+        && state.topology.host(host).is_some()
+    {
+        let p = LabPaths::new(&state.lab)
+            .logs()
+            .join(format!("{host}-{process}.log"));
+        if !p.exists() {
+            let known: Vec<String> = state
+                .processes
+                .iter()
+                .filter(|p| p.host == host)
+                .map(|p| p.name.clone())
+                .collect();
+            bail!("host {host} has no process {process:?} (it runs: {})", known.join(", "));
+        }
+        return Ok(p);
+    }
+    let ns = ns.unwrap_or("default");
+    let (pod, record) = sandbox_of(state, store, ns, target).await?;
+    let containers: Vec<String> = pod
+        .spec
+        .map(|s| s.containers.into_iter().map(|c| c.name).collect())
+        .unwrap_or_default();
+    let c = match container {
+        Some(c) if containers.iter().any(|x| x == c) => c.to_string(),
+        Some(c) => bail!("container {c} is not valid for pod {target}"),
+        None => containers.first().cloned().unwrap_or_default(),
+    };
+    Ok(record.log_path(&c))
+}
+
+/// What `wait --for` waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitFor {
+    /// `condition=NAME` (status "True").
+    Condition(String),
+    /// `delete`.
+    Delete,
+}
+
+impl WaitFor {
+    /// Parse kubectl's `--for` value.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s == "delete" {
+            return Ok(Self::Delete);
+        }
+        match s.split_once('=') {
+            Some(("condition", c)) if !c.is_empty() => Ok(Self::Condition(c.to_string())),
+            _ => bail!("unrecognized condition: {s:?} (use condition=NAME or delete)"),
+        }
+    }
+}
+
+/// Objects a `wait` watches.
+pub struct WaitRequest<'a> {
+    /// Kind.
+    pub kind: &'static Kind,
+    /// Names (empty with a selector or `--all`: every matching object).
+    pub names: &'a [String],
+    /// Namespace.
+    pub namespace: Option<&'a str>,
+    /// Label selector.
+    pub selector: Option<&'a Selector>,
+    /// Condition.
+    pub condition: WaitFor,
+    /// Timeout.
+    pub timeout: Duration,
+}
+
+fn has_condition(o: &Value, cond: &str) -> bool {
+    o.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(cond)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+/// Wait until every named (or selected) object meets the condition.
+pub async fn wait(store: &Store, req: &WaitRequest<'_>) -> Result<Vec<String>> {
+    let ns = namespace_for(req.kind, req.namespace);
+    let ty = &req.kind.ty;
+    let what = format!("{} to meet {:?}", ty.plural, req.condition);
+    let names = wait_for(&what, req.timeout, || async {
+        let mut items = store.list_values(ty, ns).await?.items;
+        if let Some(sel) = req.selector {
+            items.retain(|o| sel.matches(o));
+        }
+        let name_of = |o: &Value| {
+            o.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let done = match &req.condition {
+            WaitFor::Delete => req
+                .names
+                .iter()
+                .all(|n| !items.iter().any(|o| &name_of(o) == n)),
+            WaitFor::Condition(c) => {
+                if req.names.is_empty() {
+                    !items.is_empty() && items.iter().all(|o| has_condition(o, c))
+                } else {
+                    req.names.iter().all(|n| {
+                        items
+                            .iter()
+                            .any(|o| &name_of(o) == n && has_condition(o, c))
+                    })
+                }
+            }
+        };
+        let names: Vec<String> = if req.names.is_empty() {
+            items.iter().map(name_of).collect()
+        } else {
+            req.names.to_vec()
+        };
+        Ok(done.then_some(names))
+    })
+    .await?;
+    let verb = match &req.condition {
+        WaitFor::Delete => "deleted".to_string(),
+        WaitFor::Condition(c) => format!("condition met ({c})"),
+    };
+    Ok(names
+        .iter()
+        .map(|n| format!("{}/{n} {verb}", ty.qualified_singular()))
+        .collect())
+}

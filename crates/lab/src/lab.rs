@@ -1,0 +1,711 @@
+//! A lab's lifecycle: `up` builds the fabric, starts etcd, the control
+//! plane, the kubelets and the router's web server, waits for the nodes
+//! (and optionally the sample workloads) to be ready; `down` ends every
+//! process it started, kills what is left in the lab's cgroups, deletes its
+//! namespaces, pins and state. The lab's on-disk state lives under
+//! `/run/cilium-lab/<lab>/`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use api::k8s_openapi::api::core::v1::{Node, Pod};
+use serde::{Deserialize, Serialize};
+use store::Store;
+
+use crate::fabric;
+use crate::procs::{self, ProcRecord, Spawn};
+use crate::topology::{Host, Role, Topology, check_lab_name};
+
+/// Root of every lab's state directory.
+pub const STATE_ROOT: &str = "/run/cilium-lab";
+/// The cgroup v2 mount the lab's cgroups live under.
+pub const CGROUP_ROOT: &str = "/run/cilium/cgroupv2";
+/// bpffs mount point.
+pub const BPFFS: &str = "/sys/fs/bpf";
+
+/// Port etcd listens on inside the control-plane node.
+const ETCD_PORT: u16 = 2379;
+
+/// What `up` recorded about a running lab.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    /// Lab name.
+    pub lab: String,
+    /// The topology it was built from.
+    pub topology: Topology,
+    /// `cilium-config` keys given with `--config`.
+    pub config: BTreeMap<String, String>,
+    /// Processes started by the lab.
+    pub processes: Vec<ProcRecord>,
+}
+
+/// Paths of one lab.
+#[derive(Debug, Clone)]
+pub struct LabPaths {
+    /// Lab name.
+    pub lab: String,
+}
+
+impl LabPaths {
+    /// Paths for lab `lab`.
+    pub fn new(lab: &str) -> Self {
+        Self { lab: lab.into() }
+    }
+    /// `/run/cilium-lab/<lab>`.
+    pub fn root(&self) -> PathBuf {
+        Path::new(STATE_ROOT).join(&self.lab)
+    }
+    /// The state file.
+    pub fn state_file(&self) -> PathBuf {
+        self.root().join("lab.json")
+    }
+    /// Log directory of lab processes.
+    pub fn logs(&self) -> PathBuf {
+        self.root().join("logs")
+    }
+    /// A node's state directory (kubelet state, CNI config and pods).
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.root().join("nodes").join(node)
+    }
+    /// A node's CNI configuration directory.
+    pub fn cni_conf_dir(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("cni").join("net.d")
+    }
+    /// A cluster's etcd directory (data and unix socket).
+    pub fn etcd_dir(&self, cluster: &str) -> PathBuf {
+        self.root().join("clusters").join(cluster).join("etcd")
+    }
+    /// etcd endpoint reachable from the host's namespace (unix socket).
+    pub fn etcd_unix_endpoint(&self, cluster: &str) -> String {
+        format!("unix://{}/etcd.sock:0", self.etcd_dir(cluster).display())
+    }
+    /// The lab's cgroup directory.
+    pub fn cgroup_root(&self) -> PathBuf {
+        Path::new(CGROUP_ROOT).join(&self.lab)
+    }
+    /// A host's cgroup.
+    pub fn cgroup(&self, host: &str) -> PathBuf {
+        self.cgroup_root().join(host)
+    }
+    /// The lab's bpffs directory.
+    pub fn bpffs(&self) -> PathBuf {
+        Path::new(BPFFS).join(&self.lab)
+    }
+}
+
+/// etcd endpoint reachable from inside the lab's network.
+pub fn etcd_network_endpoint(cp: &Host) -> String {
+    format!(
+        "http://{}:{ETCD_PORT}",
+        cp.primary_ip().expect("validated: nodes have an address")
+    )
+}
+
+impl LabState {
+    /// Load a lab's state; a clear error when there is no such lab.
+    pub fn load(lab: &str) -> Result<Self> {
+        check_lab_name(lab)?;
+        let path = LabPaths::new(lab).state_file();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow::anyhow!("no such lab {lab:?} (start it with `cilium-lab up --name {lab}`)")
+            } else {
+                anyhow::anyhow!("cannot read {}: {e}", path.display())
+            }
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("corrupt state file {}", path.display()))
+    }
+
+    fn save(&self) -> Result<()> {
+        let paths = LabPaths::new(&self.lab);
+        let tmp = paths.root().join("lab.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, paths.state_file())?;
+        Ok(())
+    }
+
+    /// Connect to a cluster's store from the host (through etcd's unix
+    /// socket). `cluster` defaults to the first cluster.
+    pub async fn connect(&self, cluster: Option<&str>) -> Result<Store> {
+        let name = match cluster {
+            Some(c) => {
+                if !self.topology.clusters.iter().any(|x| x.name == c) {
+                    bail!("lab {:?} has no cluster {c:?}", self.lab);
+                }
+                c
+            }
+            None => &self.topology.clusters[0].name,
+        };
+        let endpoint = LabPaths::new(&self.lab).etcd_unix_endpoint(name);
+        Store::etcd(&[endpoint])
+            .await
+            .with_context(|| format!("cannot reach the store of lab {:?}", self.lab))
+    }
+}
+
+/// Options of `up`.
+pub struct UpOptions {
+    /// Lab name.
+    pub lab: String,
+    /// Topology (`seed`, `clustermesh` or a file).
+    pub topology: String,
+    /// `--config KEY=VALUE` pairs.
+    pub config: BTreeMap<String, String>,
+    /// Deploy the seeds' sample workloads.
+    pub workloads: bool,
+    /// How long to wait for readiness.
+    pub timeout: Duration,
+}
+
+/// Progress output for long steps: one line per step with its duration.
+struct Progress {
+    start: Instant,
+}
+
+impl Progress {
+    fn step<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let t = Instant::now();
+        eprint!("  {what} ...");
+        let r = f();
+        match &r {
+            Ok(_) => eprintln!(" done ({} ms)", t.elapsed().as_millis()),
+            Err(_) => eprintln!(" FAILED"),
+        }
+        r
+    }
+    async fn step_async<T>(&self, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
+        let t = Instant::now();
+        eprint!("  {what} ...");
+        let r = f.await;
+        match &r {
+            Ok(_) => eprintln!(" done ({} ms)", t.elapsed().as_millis()),
+            Err(_) => eprintln!(" FAILED"),
+        }
+        r
+    }
+}
+
+/// Make sure bpffs and the cgroup2 hierarchy are mounted.
+fn ensure_mounts() -> Result<()> {
+    let mounted = |path: &str, fstype: &str| {
+        std::process::Command::new("findmnt")
+            .args(["-n", "-t", fstype, path])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !mounted(BPFFS, "bpf") {
+        run("mount", &["-t", "bpf", "bpf", BPFFS])?;
+    }
+    if !mounted(CGROUP_ROOT, "cgroup2") {
+        std::fs::create_dir_all(CGROUP_ROOT)?;
+        run("mount", &["-t", "cgroup2", "none", CGROUP_ROOT])?;
+    }
+    Ok(())
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn require_tools() -> Result<()> {
+    for tool in ["ip", "etcd", "sysctl", "findmnt"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        if !found {
+            bail!("{tool} not found: run scripts/setup.sh (or `make lab`) first");
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("cilium-lab must run as root (it creates network namespaces)");
+    }
+    Ok(())
+}
+
+/// Whether a lab with this name is up and healthy with this topology.
+fn already_up(opts: &UpOptions, topo: &Topology) -> bool {
+    let Ok(state) = LabState::load(&opts.lab) else {
+        return false;
+    };
+    state.topology == *topo
+        && state.config == opts.config
+        && !state.processes.is_empty()
+        && state.processes.iter().all(ProcRecord::alive)
+}
+
+/// Bring a lab up. Idempotent: a healthy lab with the same topology and
+/// config is left as it is; anything else with that name (including a
+/// crashed lab's leftovers) is torn down first.
+pub async fn up(opts: UpOptions) -> Result<LabState> {
+    check_lab_name(&opts.lab)?;
+    require_tools()?;
+    let topo = Topology::load(&opts.topology)?;
+    let progress = Progress {
+        start: Instant::now(),
+    };
+    if already_up(&opts, &topo) {
+        eprintln!("lab {:?} is already up", opts.lab);
+        let state = LabState::load(&opts.lab)?;
+        if opts.workloads {
+            deploy_workloads(&state, &progress, opts.timeout).await?;
+        }
+        return Ok(state);
+    }
+    eprintln!(
+        "Bringing up lab {:?} (topology {}, {} hosts)",
+        opts.lab,
+        topo.name,
+        topo.hosts.len()
+    );
+    let leftovers = down_quiet(&opts.lab);
+    if leftovers {
+        eprintln!("  cleaned leftovers of an earlier lab {:?}", opts.lab);
+    }
+    ensure_mounts()?;
+    let paths = LabPaths::new(&opts.lab);
+    std::fs::create_dir_all(paths.logs())?;
+    let mut state = LabState {
+        lab: opts.lab.clone(),
+        topology: topo.clone(),
+        config: opts.config.clone(),
+        processes: Vec::new(),
+    };
+    state.save()?;
+
+    let result = bring_up(&mut state, &paths, &progress, &opts).await;
+    if let Err(e) = result {
+        eprintln!("lab {:?} failed to come up; tearing it down", opts.lab);
+        down_quiet(&opts.lab);
+        return Err(e);
+    }
+    eprintln!(
+        "Lab {:?} is up in {:.1} s",
+        opts.lab,
+        progress.start.elapsed().as_secs_f64()
+    );
+    Ok(state)
+}
+
+async fn bring_up(
+    state: &mut LabState,
+    paths: &LabPaths,
+    progress: &Progress,
+    opts: &UpOptions,
+) -> Result<()> {
+    let topo = state.topology.clone();
+    let lab = state.lab.clone();
+    progress.step("network namespaces, segments, addresses and routes", || {
+        fabric::build(&lab, &topo)
+    })?;
+    progress.step("cgroups", || {
+        for h in &topo.hosts {
+            std::fs::create_dir_all(paths.cgroup(&h.name))?;
+        }
+        Ok(())
+    })?;
+    let exe = std::env::current_exe().context("cannot find cilium-lab's own path")?;
+    let exe = exe.to_string_lossy().to_string();
+
+    progress.step("etcd and web servers", || {
+        for c in &topo.clusters {
+            let cp = topo.control_plane(&c.name);
+            let dir = paths.etcd_dir(&c.name);
+            std::fs::create_dir_all(&dir)?;
+            let ip = cp.primary_ip().expect("validated");
+            let argv: Vec<String> = vec![
+                "etcd".into(),
+                "--name".into(),
+                cp.name.clone(),
+                "--data-dir".into(),
+                dir.join("data").display().to_string(),
+                "--listen-client-urls".into(),
+                format!("http://{ip}:{ETCD_PORT},http://127.0.0.1:{ETCD_PORT},unix://etcd.sock:0"),
+                "--advertise-client-urls".into(),
+                format!("http://{ip}:{ETCD_PORT}"),
+                "--listen-peer-urls".into(),
+                "http://127.0.0.1:2380".into(),
+                "--initial-advertise-peer-urls".into(),
+                "http://127.0.0.1:2380".into(),
+                "--initial-cluster".into(),
+                format!("{}=http://127.0.0.1:2380", cp.name),
+                "--log-level".into(),
+                "warn".into(),
+            ];
+            start(state, paths, cp, "etcd", &dir, &argv)?;
+        }
+        for h in topo.hosts.iter() {
+            if let Some(web) = &h.web {
+                let argv = vec![
+                    exe.clone(),
+                    "internal".into(),
+                    "httpd".into(),
+                    "--port".into(),
+                    web.port.to_string(),
+                    "--body".into(),
+                    web.body.clone(),
+                ];
+                start(state, paths, h, "web", &paths.root(), &argv)?;
+            }
+        }
+        state.save()
+    })?;
+
+    let mut stores = Vec::new();
+    for c in &topo.clusters {
+        let store = progress
+            .step_async(&format!("waiting for etcd of cluster {}", c.name), async {
+                wait_store(state, &c.name, opts.timeout).await
+            })
+            .await?;
+        stores.push(store);
+    }
+
+    progress
+        .step_async("registering nodes", async {
+            for (c, store) in topo.clusters.iter().zip(&stores) {
+                for h in topo.nodes().filter(|h| topo.cluster_of(h).name == c.name) {
+                    register_node(store, h).await?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+
+    progress.step("control plane and kubelets", || {
+        for c in &topo.clusters {
+            let cp = topo.control_plane(&c.name);
+            let argv = vec![
+                exe.clone(),
+                "internal".into(),
+                "control-plane".into(),
+                "--etcd".into(),
+                format!("http://127.0.0.1:{ETCD_PORT}"),
+                "--pod-cidr".into(),
+                c.pod_cidr.to_string(),
+                "--service-cidr".into(),
+                c.service_cidr.to_string(),
+                "--dns-ip".into(),
+                c.dns_ip.to_string(),
+            ];
+            start(state, paths, cp, "control-plane", &paths.root(), &argv)?;
+        }
+        for h in topo.nodes() {
+            let cp = topo.control_plane(&topo.cluster_of(h).name);
+            let node_dir = paths.node_dir(&h.name);
+            std::fs::create_dir_all(paths.cni_conf_dir(&h.name))?;
+            let argv = vec![
+                exe.clone(),
+                "internal".into(),
+                "kubelet".into(),
+                "--lab".into(),
+                lab.clone(),
+                "--node".into(),
+                h.name.clone(),
+                "--node-ip".into(),
+                h.primary_ip().expect("validated").to_string(),
+                "--etcd".into(),
+                etcd_network_endpoint(cp),
+                "--state-dir".into(),
+                node_dir.display().to_string(),
+                "--cgroup".into(),
+                paths.cgroup(&h.name).display().to_string(),
+                "--cni-conf-dir".into(),
+                paths.cni_conf_dir(&h.name).display().to_string(),
+            ];
+            start(state, paths, h, "kubelet", &node_dir, &argv)?;
+        }
+        state.save()
+    })?;
+
+    for (c, store) in topo.clusters.iter().zip(&stores) {
+        let names: Vec<String> = topo
+            .nodes()
+            .filter(|h| topo.cluster_of(h).name == c.name)
+            .map(|h| h.name.clone())
+            .collect();
+        progress
+            .step_async(
+                &format!("waiting for {} nodes of cluster {} to be Ready", names.len(), c.name),
+                wait_nodes_ready(store, &names, opts.timeout),
+            )
+            .await?;
+    }
+    if opts.workloads {
+        deploy_workloads(state, progress, opts.timeout).await?;
+    }
+    Ok(())
+}
+
+fn start(
+    state: &mut LabState,
+    paths: &LabPaths,
+    host: &Host,
+    name: &str,
+    cwd: &Path,
+    argv: &[String],
+) -> Result<()> {
+    let log = paths.logs().join(format!("{}-{name}.log", host.name));
+    let netns = fabric::netns_name(&state.lab, &host.name);
+    let rec = procs::spawn(&Spawn {
+        name,
+        host: &host.name,
+        netns: &netns,
+        cgroup: &paths.cgroup(&host.name),
+        cwd,
+        log: &log,
+        argv,
+    })?;
+    state.processes.push(rec);
+    Ok(())
+}
+
+/// Poll `f` until it yields `Some`, or fail with `what` at the deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match f().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() >= deadline {
+            return Err(match last_err {
+                Some(e) => e.context(format!("timed out after {timeout:?} waiting for {what}")),
+                None => anyhow::anyhow!("timed out after {timeout:?} waiting for {what}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_store(state: &LabState, cluster: &str, timeout: Duration) -> Result<Store> {
+    wait_for("etcd", timeout, || async {
+        let store = state.connect(Some(cluster)).await?;
+        store.list::<Node>(None).await?;
+        Ok(Some(store))
+    })
+    .await
+}
+
+async fn register_node(store: &Store, h: &Host) -> Result<()> {
+    let mut labels = BTreeMap::from([
+        ("kubernetes.io/hostname".to_string(), h.name.clone()),
+        ("kubernetes.io/os".to_string(), "linux".to_string()),
+        ("kubernetes.io/arch".to_string(), "amd64".to_string()),
+    ]);
+    if h.role == Role::ControlPlane {
+        labels.insert("node-role.kubernetes.io/control-plane".into(), String::new());
+    }
+    let ip: Ipv4Addr = h.primary_ip().expect("validated");
+    let node: Node = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": h.name, "labels": labels},
+        "status": {"addresses": [
+            {"type": "InternalIP", "address": ip.to_string()},
+            {"type": "Hostname", "address": h.name},
+        ]},
+    }))?;
+    match store.create(&node).await {
+        Ok(_) | Err(store::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn node_ready(n: &Node) -> bool {
+    let has_cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some();
+    let ready = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    has_cidr && ready
+}
+
+async fn wait_nodes_ready(store: &Store, names: &[String], timeout: Duration) -> Result<()> {
+    wait_for("nodes to be Ready", timeout, || async {
+        let nodes = store.list::<Node>(None).await?.items;
+        let all = names.iter().all(|name| {
+            nodes
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some(name) && node_ready(n))
+        });
+        Ok(all.then_some(()))
+    })
+    .await
+}
+
+/// The seeds' sample workloads (FEATURES.md §0): webpod ×3 + Service, curl-pod.
+pub const SAMPLE_WORKLOADS: &str = concat!(
+    include_str!("../manifests/webpod.yaml"),
+    "\n---\n",
+    include_str!("../manifests/curl-pod.yaml")
+);
+
+async fn deploy_workloads(state: &LabState, progress: &Progress, timeout: Duration) -> Result<()> {
+    let store = state.connect(None).await?;
+    progress
+        .step_async("deploying the sample workloads", async {
+            crate::cli::apply::apply_text(&store, SAMPLE_WORKLOADS, "sample workloads", true)
+                .await
+                .map(|_| ())
+        })
+        .await?;
+    progress
+        .step_async(
+            "waiting for the sample pods to be Ready",
+            wait_pods_ready(&store, "default", 4, timeout),
+        )
+        .await
+}
+
+/// Whether a pod is Running with condition Ready=True.
+pub fn pod_ready(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Wait until at least `count` pods of a namespace exist and all are Ready.
+pub async fn wait_pods_ready(
+    store: &Store,
+    namespace: &str,
+    count: usize,
+    timeout: Duration,
+) -> Result<()> {
+    wait_for("pods to be Ready", timeout, || async {
+        let pods = store.list::<Pod>(Some(namespace)).await?.items;
+        Ok((pods.len() >= count && pods.iter().all(pod_ready)).then_some(()))
+    })
+    .await
+}
+
+/// Tear a lab down; prints what it removed. Works without a state file
+/// (a crashed lab) from the lab's name prefixes alone.
+pub fn down(lab: &str) -> Result<()> {
+    check_lab_name(lab)?;
+    let report = teardown(lab);
+    if report.found_nothing() {
+        eprintln!("lab {lab:?}: nothing to remove");
+    } else {
+        eprintln!(
+            "lab {lab:?} removed: {} processes, {} namespaces, {} cgroups",
+            report.processes, report.namespaces, report.cgroups
+        );
+    }
+    if !report.errors.is_empty() {
+        bail!("lab {lab:?} teardown had errors:\n  {}", report.errors.join("\n  "));
+    }
+    Ok(())
+}
+
+/// Teardown without output; true when something was found.
+fn down_quiet(lab: &str) -> bool {
+    !teardown(lab).found_nothing()
+}
+
+#[derive(Default)]
+struct Teardown {
+    processes: usize,
+    namespaces: usize,
+    cgroups: usize,
+    other: usize,
+    errors: Vec<String>,
+}
+
+impl Teardown {
+    fn found_nothing(&self) -> bool {
+        self.processes + self.namespaces + self.cgroups + self.other == 0
+    }
+}
+
+fn teardown(lab: &str) -> Teardown {
+    let paths = LabPaths::new(lab);
+    let mut report = Teardown::default();
+    if let Ok(state) = LabState::load(lab) {
+        // Kubelets first so they do not react to the others going away.
+        let mut procs = state.processes.clone();
+        procs.sort_by_key(|p| p.name != "kubelet");
+        for p in procs.iter().filter(|p| p.alive()) {
+            p.stop(Duration::from_secs(3));
+            report.processes += 1;
+        }
+    }
+    // Whatever is left in the lab's cgroups (pod workloads, children).
+    let cg = paths.cgroup_root();
+    if cg.exists() {
+        report.cgroups += remove_cgroup_tree(&cg, &mut report.errors);
+    }
+    let namespaces = fabric::lab_namespaces(lab);
+    report.namespaces = namespaces.len();
+    report.errors.extend(fabric::teardown(lab));
+    let bpf = paths.bpffs();
+    if bpf.exists() {
+        report.other += 1;
+        if let Err(e) = std::fs::remove_dir_all(&bpf) {
+            report.errors.push(format!("{}: {e}", bpf.display()));
+        }
+    }
+    let root = paths.root();
+    if root.exists() {
+        report.other += 1;
+        if let Err(e) = std::fs::remove_dir_all(&root) {
+            report.errors.push(format!("{}: {e}", root.display()));
+        }
+    }
+    report
+}
+
+/// Kill every process in a cgroup subtree (`cgroup.kill`), wait until it
+/// is empty and remove the directories bottom-up. Returns how many
+/// cgroups were removed.
+fn remove_cgroup_tree(dir: &Path, errors: &mut Vec<String>) -> usize {
+    let mut removed = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                removed += remove_cgroup_tree(&e.path(), errors);
+            }
+        }
+    }
+    let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let populated = std::fs::read_to_string(dir.join("cgroup.events"))
+            .map(|s| s.contains("populated 1"))
+            .unwrap_or(false);
+        if !populated || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => removed + 1,
+        Err(e) => {
+            errors.push(format!("cgroup {}: {e}", dir.display()));
+            removed
+        }
+    }
+}

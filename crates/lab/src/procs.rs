@@ -1,0 +1,121 @@
+//! Processes the lab starts (etcd, control plane, kubelets, web servers):
+//! spawned inside a host's namespace and cgroup, detached from the caller,
+//! logged to a file, recorded by PID and start time so that `down` ends
+//! exactly the processes it started even if PIDs were reused.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+/// A process started by the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRecord {
+    /// What it is (`etcd`, `control-plane`, `kubelet`, `web`).
+    pub name: String,
+    /// Host (namespace) it runs in.
+    pub host: String,
+    /// Process ID.
+    pub pid: i32,
+    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
+    pub start_time: u64,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+/// What to start and where.
+pub struct Spawn<'a> {
+    /// Record name.
+    pub name: &'a str,
+    /// Host name (for the record).
+    pub host: &'a str,
+    /// Network namespace name.
+    pub netns: &'a str,
+    /// cgroup v2 directory to join.
+    pub cgroup: &'a Path,
+    /// Working directory.
+    pub cwd: &'a Path,
+    /// Log file (stdout and stderr, appended).
+    pub log: &'a Path,
+    /// Program and arguments.
+    pub argv: &'a [String],
+}
+
+/// Start a detached process in a namespace and cgroup. It joins the cgroup
+/// before it execs, so everything it forks later is in the cgroup too.
+pub fn spawn(s: &Spawn<'_>) -> Result<ProcRecord> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.log)
+        .with_context(|| format!("cannot open log {}", s.log.display()))?;
+    let script = r#"cg=$1; cwd=$2; ns=$3; shift 3
+echo $$ > "$cg/cgroup.procs" && cd "$cwd" && exec ip netns exec "$ns" "$@""#;
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(s.cgroup)
+        .arg(s.cwd)
+        .arg(s.netns)
+        .args(s.argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", s.name))?;
+    let pid = i32::try_from(child.id()).context("pid out of range")?;
+    let start_time = start_time(pid).with_context(|| format!("{} exited at once", s.name))?;
+    Ok(ProcRecord {
+        name: s.name.to_string(),
+        host: s.host.to_string(),
+        pid,
+        start_time,
+        log: s.log.to_path_buf(),
+    })
+}
+
+use std::os::unix::process::CommandExt;
+
+/// Start time of a live process, or `None` when it is gone.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // `rest` starts at field 3 (state); start time is field 22.
+    let field = rest.split_whitespace().nth(19)?;
+    let state = rest.split_whitespace().next()?;
+    if state == "Z" {
+        return None;
+    }
+    field.parse().ok()
+}
+
+impl ProcRecord {
+    /// Whether the recorded process is still the one we started.
+    pub fn alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start_time)
+    }
+
+    /// End the process: SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&self, grace: Duration) {
+        if !self.alive() {
+            return;
+        }
+        let pid = Pid::from_raw(self.pid);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.alive() {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+}

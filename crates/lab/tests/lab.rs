@@ -1,0 +1,332 @@
+//! Lab integration tests: real namespaces, real etcd, real packets (ping,
+//! curl), the seeds' manifests applied unchanged. Each test builds its own
+//! uniquely named lab and tears it down, also when it fails. Needs root.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cilium-lab");
+const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/spec/manifests");
+
+/// A lab that is torn down on drop.
+struct Lab {
+    name: String,
+}
+
+impl Lab {
+    fn up(suffix: &str, args: &[&str]) -> Lab {
+        let name = format!("t{}{suffix}", std::process::id() % 100_000);
+        let lab = Lab { name };
+        let out = lab.run(&[&["up"], args].concat());
+        assert!(
+            out.status.success(),
+            "up failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--name")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .expect("run cilium-lab")
+    }
+
+    /// Run and require success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "cilium-lab {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run and require failure; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "cilium-lab {args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let text = self.ok(&[args, &["-o", "json"]].concat());
+        serde_json::from_str(&text).expect("valid JSON from get -o json")
+    }
+
+    fn items(&self, kind: &str) -> Vec<Value> {
+        let v = self.json(&["get", kind]);
+        match v.get("items") {
+            Some(items) => items.as_array().expect("items").clone(),
+            None => vec![v],
+        }
+    }
+
+    fn apply(&self, text: &str) -> Output {
+        let mut child = Command::new(BIN)
+            .args(["--name", &self.name, "apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn apply");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.run(&["down"]);
+        if !out.status.success() && !std::thread::panicking() {
+            panic!("down failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Poll until `f` returns Some, panicking with `what` after `timeout`.
+fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Nothing of the lab remains: namespaces, cgroups, state, pins.
+fn assert_gone(name: &str) {
+    let prefix = format!("{name}-");
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    for dir in [
+        format!("/run/cilium-lab/{name}"),
+        format!("/run/cilium/cgroupv2/{name}"),
+        format!("/sys/fs/bpf/{name}"),
+    ] {
+        assert!(!Path::new(&dir).exists(), "{dir} left behind");
+    }
+}
+
+fn recorded_pids(name: &str) -> Vec<i32> {
+    let text = std::fs::read_to_string(format!("/run/cilium-lab/{name}/lab.json")).expect("state");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_i64().unwrap() as i32)
+        .collect()
+}
+
+#[test]
+fn seed_lab_runs_the_sample_workloads() {
+    let lab = Lab::up("a", &["--workloads"]);
+
+    // Routing through the router; the router's web server from the far side.
+    let ping = lab.ok(&["exec", "k8s-ctr", "--", "ping", "-c", "1", "-W", "2", "192.168.20.100"]);
+    assert!(ping.contains("1 received"), "{ping}");
+    let web = lab.ok(&["exec", "k8s-w0", "--", "curl", "-s", "-m", "5", "http://10.10.1.200"]);
+    assert_eq!(web.trim(), "<h1>Web Server : router</h1>");
+
+    // etcd healthy from every node (over the lab network) and the host.
+    for node in ["k8s-ctr", "k8s-w1", "k8s-w0"] {
+        let out = lab.run(&[
+            "exec", node, "--", "etcdctl", "--endpoints", "http://192.168.10.100:2379", "endpoint",
+            "health",
+        ]);
+        let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("is healthy"), "{node}: {text}");
+    }
+    let sock = format!("unix:///run/cilium-lab/{}/clusters/default/etcd/etcd.sock:0", lab.name);
+    let out = Command::new("etcdctl")
+        .args(["--endpoints", &sock, "endpoint", "health"])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("is healthy"), "host: {text}");
+
+    // Pods: Running, webpods one per node, curl-pod on k8s-ctr.
+    let pods = lab.items("pods");
+    assert_eq!(pods.len(), 4, "{pods:?}");
+    let mut web_nodes: Vec<&str> = pods
+        .iter()
+        .filter(|p| s(p, "/metadata/labels/app") == "webpod")
+        .map(|p| s(p, "/spec/nodeName"))
+        .collect();
+    web_nodes.sort();
+    assert_eq!(web_nodes, ["k8s-ctr", "k8s-w0", "k8s-w1"]);
+    let curl = pods.iter().find(|p| s(p, "/metadata/name") == "curl-pod").unwrap();
+    assert_eq!(s(curl, "/spec/nodeName"), "k8s-ctr");
+    assert!(pods.iter().all(|p| s(p, "/status/phase") == "Running"));
+    let curl_ip = s(curl, "/status/podIP").to_string();
+    assert!(curl_ip.starts_with("10.244.0."), "curl-pod IP {curl_ip}");
+
+    // curl-pod -> the webpod on its own node: whoami answers with its name.
+    let local = pods
+        .iter()
+        .find(|p| s(p, "/metadata/labels/app") == "webpod" && s(p, "/spec/nodeName") == "k8s-ctr")
+        .unwrap();
+    let body = lab.ok(&["exec", "curl-pod", "--", "curl", "-s", "-m", "5", s(local, "/status/podIP")]);
+    assert!(
+        body.contains(&format!("Hostname: {}", s(local, "/metadata/name"))),
+        "{body}"
+    );
+    assert!(body.contains(&format!("RemoteAddr: {curl_ip}:")), "{body}");
+    assert!(body.contains("GET / HTTP/1.1"), "{body}");
+    // The pod sees Kubernetes' resolv.conf and its own hostname.
+    let resolv = lab.ok(&["exec", "curl-pod", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
+    assert!(resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"));
+    assert_eq!(lab.ok(&["exec", "curl-pod", "--", "hostname"]).trim(), "curl-pod");
+
+    // The Service has a ClusterIP and its EndpointSlice follows scaling.
+    let svc = lab.json(&["get", "svc", "webpod"]);
+    assert!(s(&svc, "/spec/clusterIP").starts_with("10.96."), "{svc}");
+    let ready_endpoints = |lab: &Lab| -> usize {
+        lab.items("endpointslices")
+            .iter()
+            .filter(|e| s(e, "/metadata/labels/kubernetes.io~1service-name") == "webpod")
+            .flat_map(|e| e["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e.pointer("/conditions/ready").and_then(Value::as_bool) == Some(true))
+            .count()
+    };
+    assert_eq!(ready_endpoints(&lab), 3);
+    assert!(lab.ok(&["scale", "deployment", "webpod", "--replicas", "0"]).contains("scaled"));
+    eventually("webpods gone", Duration::from_secs(30), || {
+        let n = lab
+            .items("pods")
+            .iter()
+            .filter(|p| s(p, "/metadata/labels/app") == "webpod")
+            .count();
+        (n == 0 && ready_endpoints(&lab) == 0).then_some(())
+    });
+    lab.ok(&["scale", "deployment/webpod", "--replicas", "3"]);
+    eventually("3 ready endpoints", Duration::from_secs(30), || {
+        (ready_endpoints(&lab) == 3).then_some(())
+    });
+    let table = lab.ok(&["get", "deployments"]);
+    assert!(table.contains("webpod   3/3"), "{table}");
+
+    // Bad input changes nothing.
+    let before = lab.json(&["get", "deployments"]);
+    let broken = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: webpod\n spec: {}\n";
+    let out = lab.apply(broken);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("line") && err.contains("column"), "{err}");
+    let webpod = std::fs::read_to_string(format!("{MANIFESTS}/webpod.yaml")).expect("seed manifest");
+    let invalid = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shouldnotexist\n---\n{}",
+        webpod.replace("replicas: 3", "replicas: -2")
+    );
+    let out = lab.apply(&invalid);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("spec.replicas"), "{err}");
+    assert_eq!(lab.json(&["get", "deployments"])["spec"], before["spec"]);
+    let err = lab.fails(&["get", "namespace", "shouldnotexist"]);
+    assert!(err.contains("not found"), "{err}");
+    let err = lab.fails(&["get", "widgets"]);
+    assert!(err.contains("doesn't have a resource type"), "{err}");
+
+    // Re-applying the seed manifests unchanged is a no-op.
+    let out = lab.ok(&["apply", "-f", &format!("{MANIFESTS}/webpod.yaml")]);
+    assert!(out.contains("deployment.apps/webpod unchanged") || out.contains("configured"), "{out}");
+
+    let pids = recorded_pids(&lab.name);
+    let name = lab.name.clone();
+    drop(lab);
+    assert_gone(&name);
+    for pid in pids {
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} still alive");
+    }
+}
+
+#[test]
+fn two_labs_side_by_side_and_crash_recovery() {
+    let seed = Lab::up("b", &[]);
+    let mesh = Lab::up("c", &["--topology", "clustermesh"]);
+
+    // Both work at once; each cluster of the mesh has its own nodes.
+    let ping = seed.ok(&["exec", "k8s-w1", "--", "ping", "-c", "1", "-W", "2", "192.168.10.100"]);
+    assert!(ping.contains("1 received"), "{ping}");
+    let ping = mesh.ok(&["exec", "west-ctr", "--", "ping", "-c", "1", "-W", "2", "192.168.50.22"]);
+    assert!(ping.contains("1 received"), "{ping}");
+    for (cluster, nodes) in [("west", ["west-ctr", "west-w1"]), ("east", ["east-ctr", "east-w1"])] {
+        let out = mesh.ok(&["--cluster", cluster, "get", "nodes"]);
+        for n in nodes {
+            assert!(out.contains(n), "{cluster}: {out}");
+        }
+        assert_eq!(out.matches("Ready").count(), 2, "{cluster}: {out}");
+    }
+
+    // `up` again on a healthy lab is a no-op.
+    let pids = recorded_pids(&seed.name);
+    seed.ok(&["up"]);
+    assert_eq!(recorded_pids(&seed.name), pids);
+
+    // A crashed lab (every process killed) is cleaned and rebuilt by `up`.
+    for pid in &pids {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    let out = seed.run(&["up"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cleaned leftovers"));
+    let ping = seed.ok(&["exec", "k8s-ctr", "--", "ping", "-c", "1", "-W", "2", "192.168.20.100"]);
+    assert!(ping.contains("1 received"), "{ping}");
+
+    // Tearing one lab down leaves the other intact.
+    let name = seed.name.clone();
+    drop(seed);
+    assert_gone(&name);
+    let ping = mesh.ok(&["exec", "east-ctr", "--", "ping", "-c", "1", "-W", "2", "192.168.50.11"]);
+    assert!(ping.contains("1 received"), "{ping}");
+    let name = mesh.name.clone();
+    drop(mesh);
+    assert_gone(&name);
+}
+
+#[test]
+fn commands_on_a_missing_lab_say_so() {
+    let out = Command::new(BIN)
+        .args(["--name", "nosuchlab", "get", "pods"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such lab \"nosuchlab\""));
+    let out = Command::new(BIN)
+        .args(["--name", "Bad-Name", "up"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lab name \"Bad-Name\" is invalid"));
+}
