@@ -4,7 +4,12 @@
 //! decoding of manifests (multi-document YAML, served versions, unknown
 //! fields tolerated, invalid values rejected with their field path).
 
+#[macro_use]
 mod object;
+
+pub mod cilium;
+mod core;
+pub mod validation;
 
 pub use k8s_openapi;
 pub use object::{Object, ResourceType};

@@ -134,3 +134,28 @@ pub trait Object: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
         self.meta().namespace.as_deref()
     }
 }
+
+/// Implements [`Object`] for a type whose metadata is in a `metadata` field:
+/// `impl_object!(Type, RESOURCE_TYPE, validate_fn_or_closure)`.
+macro_rules! impl_object {
+    ($ty:ty, $rt:expr, $validate:expr) => {
+        impl $crate::Object for $ty {
+            const TYPE: $crate::ResourceType = $rt;
+
+            fn meta(&self) -> &$crate::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
+
+            fn meta_mut(
+                &mut self,
+            ) -> &mut $crate::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &mut self.metadata
+            }
+
+            fn validate(&self) -> Result<(), $crate::FieldError> {
+                let check: fn(&Self) -> Result<(), $crate::FieldError> = $validate;
+                check(self)
+            }
+        }
+    };
+}
