@@ -10,10 +10,20 @@
 //! Backends: [`Store::memory`] (unit tests) and [`Store::etcd`] (the lab's
 //! real etcd). Callers never know which one they hold.
 
+mod backend;
+mod etcd;
+mod memory;
+mod reflect;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod values;
+
 use std::pin::Pin;
 
 use api::{Object, ResourceType};
-use futures::Stream;
+use futures::{Stream, StreamExt};
+
+use crate::backend::Backend;
 
 /// Errors of store operations.
 #[derive(Debug, thiserror::Error)]
@@ -105,81 +115,150 @@ pub type ChangeStream<T> = Pin<Box<dyn Stream<Item = Change<T>> + Send>>;
 /// The cluster store. Cheap to clone (shared handle).
 #[derive(Clone)]
 pub struct Store {
-    _todo: (),
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend.describe())
+    }
 }
 
 impl Store {
     /// An in-memory store (tests).
     pub fn memory() -> Self {
-        todo!()
+        Self::memory_with_history(memory::DEFAULT_HISTORY)
+    }
+
+    /// An in-memory store that keeps only the last `events` changes for
+    /// watches; a watch that falls further behind gets [`Error::Compacted`]
+    /// (tests of re-list paths).
+    pub fn memory_with_history(events: usize) -> Self {
+        Self {
+            backend: Backend::Memory(memory::MemoryBackend::new(events)),
+        }
     }
 
     /// Connect to etcd. Endpoints are `http://IP:PORT` or `unix:///path`.
+    ///
+    /// Checks that etcd answers (within a few seconds) and fails with
+    /// [`Error::Backend`] otherwise; see [`Store::etcd_lazy`] for a handle
+    /// that does not wait for etcd to be up.
     pub async fn etcd(endpoints: &[String]) -> Result<Self> {
-        let _ = endpoints;
-        todo!()
+        let backend = etcd::EtcdBackend::connect(endpoints).await?;
+        backend.probe().await?;
+        Ok(Self {
+            backend: Backend::Etcd(std::sync::Arc::new(backend)),
+        })
     }
 
-    /// Get one object.
+    /// Like [`Store::etcd`] but without contacting etcd: only the
+    /// endpoints are checked. Operations fail with [`Error::Backend`] while
+    /// etcd is unreachable; [`Store::reflect`] keeps retrying until it is up.
+    pub async fn etcd_lazy(endpoints: &[String]) -> Result<Self> {
+        Ok(Self {
+            backend: Backend::Etcd(std::sync::Arc::new(
+                etcd::EtcdBackend::connect(endpoints).await?,
+            )),
+        })
+    }
+
+    /// Get one object. A missing namespace of a namespaced type is `default`.
     pub async fn get<T: Object>(&self, namespace: Option<&str>, name: &str) -> Result<Option<T>> {
-        let _ = (namespace, name);
-        todo!()
+        match self.get_value(&T::TYPE, namespace, name).await? {
+            Some(value) => Ok(Some(values::from_value(&T::TYPE, value)?)),
+            None => Ok(None),
+        }
     }
 
     /// List objects of a type, in one namespace or all (`None`).
     pub async fn list<T: Object>(&self, namespace: Option<&str>) -> Result<List<T>> {
-        let _ = namespace;
-        todo!()
+        let list = self.list_values(&T::TYPE, namespace).await?;
+        let items = list
+            .items
+            .into_iter()
+            .map(|value| values::from_value(&T::TYPE, value))
+            .collect::<Result<Vec<T>>>()?;
+        Ok(List {
+            items,
+            revision: list.revision,
+        })
     }
 
     /// Create an object. Fills `uid`, `creationTimestamp`, `resourceVersion`
     /// (and `generation` = 1); a missing namespace of a namespaced type is
     /// `default`. Returns the stored object.
     pub async fn create<T: Object>(&self, obj: &T) -> Result<T> {
-        let _ = obj;
-        todo!()
+        let value = self.create_value(&T::TYPE, &values::to_value(obj)?).await?;
+        values::from_value(&T::TYPE, value)
     }
 
     /// Replace an object, compare-and-swap on `metadata.resourceVersion`
     /// (which must be set). Returns the stored object.
     pub async fn update<T: Object>(&self, obj: &T) -> Result<T> {
-        let _ = obj;
-        todo!()
+        let value = self.update_value(&T::TYPE, &values::to_value(obj)?).await?;
+        values::from_value(&T::TYPE, value)
     }
 
     /// Read-modify-write with retry on conflict: `f` is applied to the
     /// current object until the swap succeeds. `f` returning `false` means
-    /// "no change needed" and nothing is written.
+    /// "no change needed": nothing is written and the stored object is
+    /// returned as read. Gives up with [`Error::Conflict`] after 20 tries.
     pub async fn modify<T: Object>(
         &self,
         namespace: Option<&str>,
         name: &str,
-        f: impl FnMut(&mut T) -> bool + Send,
+        mut f: impl FnMut(&mut T) -> bool + Send,
     ) -> Result<T> {
-        let _ = (namespace, name, f);
-        todo!()
+        let mut attempt = 1;
+        loop {
+            let Some(current) = self.get::<T>(namespace, name).await? else {
+                return Err(values::not_found(&T::TYPE, namespace, name));
+            };
+            let mut obj = current.clone();
+            if !f(&mut obj) {
+                return Ok(current);
+            }
+            match self.update(&obj).await {
+                Err(Error::Conflict { .. }) if attempt < MODIFY_ATTEMPTS => attempt += 1,
+                result => return result,
+            }
+        }
     }
 
-    /// Delete an object; returns its last state, or `None` if absent.
-    pub async fn delete<T: Object>(&self, namespace: Option<&str>, name: &str) -> Result<Option<T>> {
-        let _ = (namespace, name);
-        todo!()
+    /// Delete an object; returns its last state, or `None` if absent. The
+    /// returned object's `resourceVersion` is the revision of the deletion.
+    pub async fn delete<T: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<T>> {
+        match self.delete_value(&T::TYPE, namespace, name).await? {
+            Some(value) => Ok(Some(values::from_value(&T::TYPE, value)?)),
+            None => Ok(None),
+        }
     }
 
     /// Every change to objects of type `T` (one namespace or all) after
     /// `revision`, in order.
+    ///
+    /// The stream ends after its first error ([`Error::Compacted`] when
+    /// `revision` is too old, [`Error::Backend`] when the connection
+    /// breaks); [`Store::reflect`] recovers from both.
     pub fn watch<T: Object>(&self, namespace: Option<&str>, revision: i64) -> WatchStream<T> {
-        let _ = (namespace, revision);
-        todo!()
+        self.watch_values(&T::TYPE, namespace, revision)
+            .map(|event| event.and_then(|event| values::event_from_value(&T::TYPE, event)))
+            .boxed()
     }
 
     /// List, then watch from the list's revision; on any watch error
     /// (disconnect, compaction) log it, back off and re-list, yielding a
     /// fresh [`Change::Synced`]. Never ends; errors never reach the caller.
     /// The base of every controller loop.
+    ///
+    /// Objects that do not decode as `T` are logged and skipped.
     pub fn reflect<T: Object>(&self, namespace: Option<&str>) -> ChangeStream<T> {
-        let _ = namespace;
-        todo!()
+        reflect::reflect(self.clone(), namespace.map(str::to_string))
     }
 
     /// Untyped access for the CLI: get the JSON of one object.
@@ -189,8 +268,7 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<serde_json::Value>> {
-        let _ = (ty, namespace, name);
-        todo!()
+        values::get(&self.backend, ty, namespace, name).await
     }
 
     /// Untyped list.
@@ -199,8 +277,7 @@ impl Store {
         ty: &ResourceType,
         namespace: Option<&str>,
     ) -> Result<List<serde_json::Value>> {
-        let _ = (ty, namespace);
-        todo!()
+        values::list(&self.backend, ty, namespace).await
     }
 
     /// Untyped create (same defaults as [`Store::create`]).
@@ -209,8 +286,7 @@ impl Store {
         ty: &ResourceType,
         obj: &serde_json::Value,
     ) -> Result<serde_json::Value> {
-        let _ = (ty, obj);
-        todo!()
+        values::create(&self.backend, ty, obj).await
     }
 
     /// Untyped compare-and-swap update.
@@ -219,8 +295,7 @@ impl Store {
         ty: &ResourceType,
         obj: &serde_json::Value,
     ) -> Result<serde_json::Value> {
-        let _ = (ty, obj);
-        todo!()
+        values::update(&self.backend, ty, obj).await
     }
 
     /// Untyped delete.
@@ -230,7 +305,19 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<serde_json::Value>> {
-        let _ = (ty, namespace, name);
-        todo!()
+        values::delete(&self.backend, ty, namespace, name).await
+    }
+
+    /// Untyped watch (same semantics as [`Store::watch`]).
+    pub fn watch_values(
+        &self,
+        ty: &ResourceType,
+        namespace: Option<&str>,
+        revision: i64,
+    ) -> WatchStream<serde_json::Value> {
+        values::watch(&self.backend, ty, namespace, revision)
     }
 }
+
+/// How many times [`Store::modify`] tries before giving up on conflicts.
+const MODIFY_ATTEMPTS: u32 = 20;
