@@ -451,7 +451,10 @@ mod tests {
         assert_eq!(Lease::TYPE.api_version(), "coordination.k8s.io/v1");
         assert!(Service::TYPE.matches_name("svc"));
         assert!(Node::TYPE.matches_name("no"));
-        assert!(!Node::TYPE.namespaced);
+        assert_eq!(
+            Node::TYPE.key(Some("ignored"), "k8s-w1"),
+            "/registry/nodes/k8s-w1"
+        );
         assert!(ConfigMap::TYPE.matches_name("cm"));
         assert_eq!(
             Pod::TYPE.key(Some("default"), "web"),

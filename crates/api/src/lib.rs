@@ -9,10 +9,14 @@ mod object;
 
 pub mod cilium;
 mod core;
+mod manifest;
+mod registry;
 pub mod validation;
 
 pub use k8s_openapi;
+pub use manifest::{DecodeError, Manifest, decode_object, parse_manifests};
 pub use object::{Object, ResourceType};
+pub use registry::{Kind, lookup, lookup_gvk, registry};
 
 /// A validation failure at one field of an object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
