@@ -1,0 +1,248 @@
+//! Root tests of the runtime against real namespaces and Debian's real
+//! CNI plugins. Every namespace is created here with the `rtt<pid>-`
+//! prefix and removed by a guard, even on failure; plugins run on a
+//! dedicated thread switched into a test namespace, so nothing touches
+//! the host's network namespace. Skipped (not failed) without root or
+//! without the plugins.
+
+use std::fs::File;
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command as Proc;
+
+use nix::sched::{CloneFlags, setns};
+use serde_json::json;
+
+use super::cni::{CniClient, CniError, CniResult, NetworkConfigList, RuntimeConf};
+
+const PLUGINS: &str = "/usr/lib/cni";
+
+fn skip(why: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: {why} needs root");
+        return true;
+    }
+    false
+}
+
+/// A named network namespace, deleted on drop.
+struct NetnsGuard(String);
+
+impl NetnsGuard {
+    fn new(tag: &str) -> Self {
+        let name = format!("rtt{}-{tag}", std::process::id());
+        if Path::new("/run/netns").join(&name).exists() {
+            let _ = Proc::new("ip").args(["netns", "del", &name]).status();
+        }
+        let st = Proc::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip netns add");
+        assert!(st.success(), "ip netns add {name}");
+        let g = Self(name);
+        g.ip(&["link", "set", "lo", "up"]);
+        g
+    }
+
+    fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.0)
+    }
+
+    /// `ip -n NS ARGS`, asserting success; returns stdout.
+    fn ip(&self, args: &[&str]) -> String {
+        let out = Proc::new("ip")
+            .arg("-n")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip -n {} {args:?}: {}",
+            self.0,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Whether `ip -n NS ARGS` succeeds.
+    fn ip_ok(&self, args: &[&str]) -> bool {
+        Proc::new("ip")
+            .arg("-n")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = Proc::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Run `f` on a new thread whose network namespace is `netns` (setns is
+/// per thread; the thread ends with `f`).
+fn in_netns<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let netns = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let fd = File::open(&netns).expect("open netns");
+        setns(&fd, CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread panicked")
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+#[test]
+fn cni_bridge_host_local_add_check_del() {
+    if skip("CNI test") {
+        return;
+    }
+    if !Path::new(PLUGINS).join("bridge").exists() {
+        eprintln!("skipped: no {PLUGINS}/bridge");
+        return;
+    }
+    let node = NetnsGuard::new("node");
+    let pod = NetnsGuard::new("pod");
+    let data = tempfile::tempdir().expect("tempdir");
+    let conf = super::cni::bridge_conflist(
+        &"10.250.7.0/24".parse().expect("cidr"),
+        &data.path().join("networks"),
+    );
+    let list = NetworkConfigList::parse(&serde_json::to_vec(&conf).expect("json"), true)
+        .expect("conflist");
+    let rt = RuntimeConf::for_pod("rtt-c1", &pod.path(), "default", "p1", "uid-1");
+    let client = CniClient::new(vec![PathBuf::from(PLUGINS)]);
+
+    let (l, r, c) = (list.clone(), rt.clone(), client.clone());
+    let result = in_netns(&node.path(), move || block_on(c.add(&l, &r))).expect("ADD");
+    let ips = CniResult::from_value(&result)
+        .expect("result")
+        .pod_ips("eth0");
+    let ip = *ips.first().expect("an address");
+    let IpAddr::V4(v4) = ip else {
+        panic!("IPv4 expected, got {ip}")
+    };
+    assert_eq!(v4.octets()[..3], [10, 250, 7], "address from the range");
+    assert!(
+        pod.ip(&["-o", "addr", "show", "dev", "eth0"])
+            .contains(&format!("{ip}/24"))
+    );
+    assert!(node.ip(&["-o", "link", "show", "cni0"]).contains("cni0"));
+
+    let (l, r, c, res) = (list.clone(), rt.clone(), client.clone(), result.clone());
+    in_netns(&node.path(), move || block_on(c.check(&l, &r, &res))).expect("CHECK");
+
+    // CHECK notices a removed interface.
+    pod.ip(&["link", "set", "eth0", "name", "eth9"]);
+    let (l, r, c, res) = (list.clone(), rt.clone(), client.clone(), result.clone());
+    let err = in_netns(&node.path(), move || block_on(c.check(&l, &r, &res)));
+    assert!(matches!(err, Err(CniError::Plugin { .. })), "{err:?}");
+    pod.ip(&["link", "set", "eth9", "name", "eth0"]);
+
+    for round in 0..2 {
+        let (l, r, c, res) = (list.clone(), rt.clone(), client.clone(), result.clone());
+        in_netns(&node.path(), move || block_on(c.del(&l, &r, Some(&res))))
+            .unwrap_or_else(|e| panic!("DEL round {round}: {e}"));
+        assert!(!pod.ip_ok(&["link", "show", "eth0"]), "eth0 gone after DEL");
+    }
+    let leases = std::fs::read_dir(data.path().join("networks").join(&list.name))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("10."))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(leases, 0, "host-local released the address");
+
+    // A plugin error object is decoded.
+    let bad = json!({"cniVersion":"1.0.0","name":"bad","plugins":[
+        {"type":"bridge","bridge":"cni0","ipam":{"type":"host-local","ranges":[[{"subnet":"nonsense"}]]}}]});
+    let bad =
+        NetworkConfigList::parse(&serde_json::to_vec(&bad).expect("json"), true).expect("conflist");
+    let (r, c) = (rt.clone(), client.clone());
+    let err = in_netns(&node.path(), move || block_on(c.add(&bad, &r))).expect_err("bad subnet");
+    match &err {
+        CniError::Plugin { plugin, error, .. } => {
+            assert_eq!(plugin, "bridge");
+            assert!(error.code > 0 && !error.msg.is_empty(), "{error:?}");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    let (l, r, c) = (list, rt, client);
+    let _ = in_netns(&node.path(), move || block_on(c.del(&l, &r, None)));
+}
+
+#[test]
+fn whoami_answers_curl_across_namespaces() {
+    if skip("whoami test") {
+        return;
+    }
+    let server = NetnsGuard::new("who-s");
+    let client = NetnsGuard::new("who-c");
+    let peer = format!("netns {}", client.0);
+    let args: Vec<&str> = ["link", "add", "v0", "type", "veth", "peer", "name", "v1"]
+        .into_iter()
+        .chain(peer.split(' '))
+        .collect();
+    server.ip(&args);
+    server.ip(&["addr", "add", "10.251.0.1/24", "dev", "v0"]);
+    server.ip(&["link", "set", "v0", "up"]);
+    client.ip(&["addr", "add", "10.251.0.2/24", "dev", "v1"]);
+    client.ip(&["link", "set", "v1", "up"]);
+
+    // Bind inside the server namespace, then serve on a detached thread
+    // in that namespace (getifaddrs reads the thread's namespace).
+    let listener = in_netns(&server.path(), || {
+        TcpListener::bind("0.0.0.0:0").expect("bind")
+    });
+    let port = listener.local_addr().expect("addr").port();
+    let netns = server.path();
+    std::thread::spawn(move || {
+        let fd = File::open(&netns).expect("open netns");
+        setns(&fd, CloneFlags::CLONE_NEWNET).expect("setns");
+        let _ = super::whoami::serve_listener(listener);
+    });
+    let out = Proc::new("ip")
+        .args(["netns", "exec", &client.0, "curl", "-sS", "--max-time", "5"])
+        .arg(format!("http://10.251.0.1:{port}/hello?x=1"))
+        .output()
+        .expect("run curl");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hostname = nix::unistd::gethostname().expect("hostname");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("Hostname: {}", hostname.to_string_lossy())
+    );
+    assert_eq!(lines[1], "IP: 127.0.0.1");
+    assert!(lines.contains(&"IP: 10.251.0.1"), "{body}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("RemoteAddr: 10.251.0.2:")),
+        "{body}"
+    );
+    assert!(body.contains("GET /hello?x=1 HTTP/1.1\r\n"), "{body}");
+    assert!(
+        body.contains(&format!("Host: 10.251.0.1:{port}\r\n")),
+        "{body}"
+    );
+    assert!(body.contains("User-Agent: curl/"), "{body}");
+    assert!(body.ends_with("Accept: */*\r\n\r\n"), "{body:?}");
+}
