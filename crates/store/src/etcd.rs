@@ -356,17 +356,26 @@ fn configure(endpoint: Endpoint) -> Endpoint {
         .keep_alive_while_idle(true)
 }
 
-/// An error with its chain of causes, without repeats.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
+/// A one-line description of an etcd client error: the gRPC code and
+/// message, and the root cause (`Connection refused`, a missing socket).
+fn describe(error: &etcd_client::Error) -> String {
+    let (mut text, mut source) = match error {
+        etcd_client::Error::GRpcStatus(status) => (
+            format!("{:?}: {}", status.code(), status.message()),
+            std::error::Error::source(status),
+        ),
+        other => (other.to_string(), std::error::Error::source(other)),
+    };
+    let mut root = None;
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        root = Some(cause);
         source = cause.source();
+    }
+    if let Some(root) = root.map(ToString::to_string)
+        && !text.contains(&root)
+    {
+        text.push_str(": ");
+        text.push_str(&root);
     }
     text
 }

@@ -9,6 +9,15 @@
 //!
 //! Backends: [`Store::memory`] (unit tests) and [`Store::etcd`] (the lab's
 //! real etcd). Callers never know which one they hold.
+//!
+//! Server-owned metadata: `create` fills `uid`, `creationTimestamp`,
+//! `generation` (1) and the default namespace; `update` keeps the stored
+//! `uid` and `creationTimestamp`, bumps `generation` when `spec` changes and
+//! writes nothing when nothing changed. `resourceVersion` is never stored:
+//! it is set from the revision on every object returned.
+//!
+//! Tests of other crates can run a private etcd with the `testing`
+//! feature's `testing::EtcdServer`.
 
 mod backend;
 mod etcd;
@@ -242,9 +251,12 @@ impl Store {
     /// Every change to objects of type `T` (one namespace or all) after
     /// `revision`, in order.
     ///
-    /// The stream ends after its first error ([`Error::Compacted`] when
+    /// The stream ends after a backend error ([`Error::Compacted`] when
     /// `revision` is too old, [`Error::Backend`] when the connection
-    /// breaks); [`Store::reflect`] recovers from both.
+    /// breaks); [`Store::reflect`] recovers from both. An object that does
+    /// not decode as `T` yields [`Error::Decode`] and the stream goes on.
+    /// Deletions carry the last state, with the deletion's revision as
+    /// `resourceVersion`.
     pub fn watch<T: Object>(&self, namespace: Option<&str>, revision: i64) -> WatchStream<T> {
         self.watch_values(&T::TYPE, namespace, revision)
             .map(|event| event.and_then(|event| values::event_from_value(&T::TYPE, event)))
