@@ -430,3 +430,50 @@ async fn cordon_unschedulable_and_graceful_deletion() {
         .unwrap_err();
     assert!(matches!(err, store::Error::NotFound { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_change_replaces_every_pod() {
+    let (store, _tasks) = lab().await;
+    let deploy: Deployment =
+        serde_saphyr::from_str(WEBPOD_DEPLOYMENT).expect("deployment manifest");
+    store.create(&deploy).await.expect("create deployment");
+    let hash_of = |p: &Pod| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("pod-template-hash"))
+            .cloned()
+    };
+    let old = eventually("3 ready webpods", || async {
+        let pods = webpods(&store).await;
+        (pods.len() == 3 && pods.iter().all(pod_is_ready)).then(|| hash_of(&pods[0]))
+    })
+    .await;
+
+    store
+        .modify::<Deployment>(Some("default"), "webpod", |d| {
+            let spec = d.spec.get_or_insert_default();
+            if let Some(pod_spec) = spec.template.spec.as_mut() {
+                pod_spec.containers[0].image = Some("traefik/whoami:v1.10".into());
+            }
+            true
+        })
+        .await
+        .expect("change template");
+    eventually("3 ready pods of the new template only", || async {
+        let pods = webpods(&store).await;
+        let all_new = pods.iter().all(|p| hash_of(p) != old && pod_is_ready(p));
+        (pods.len() == 3 && all_new).then_some(())
+    })
+    .await;
+    eventually("status 3/3 updated", || async {
+        let s = store
+            .get::<Deployment>(Some("default"), "webpod")
+            .await
+            .ok()??
+            .status?;
+        (s.updated_replicas == Some(3) && s.ready_replicas == Some(3) && s.replicas == Some(3))
+            .then_some(())
+    })
+    .await;
+}
