@@ -4,6 +4,7 @@
 
 mod etcd;
 mod harness;
+mod k8s;
 mod memory;
 mod suite;
 mod types;
