@@ -158,7 +158,11 @@ fn configure_host(lab: &str, h: &Host) -> Result<()> {
         lines.push(format!("route add {} via {} proto static", r.dst, r.via));
     }
     ip_batch(&ns, &lines)?;
-    let forwarding = if h.forwarding || h.is_node() { "1" } else { "0" };
+    let forwarding = if h.forwarding || h.is_node() {
+        "1"
+    } else {
+        "0"
+    };
     sysctls(
         &ns,
         &[

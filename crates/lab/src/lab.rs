@@ -116,7 +116,8 @@ impl LabState {
                 anyhow::anyhow!("cannot read {}: {e}", path.display())
             }
         })?;
-        serde_json::from_str(&text).with_context(|| format!("corrupt state file {}", path.display()))
+        serde_json::from_str(&text)
+            .with_context(|| format!("corrupt state file {}", path.display()))
     }
 
     fn save(&self) -> Result<()> {
@@ -440,7 +441,11 @@ async fn bring_up(
             .collect();
         progress
             .step_async(
-                &format!("waiting for {} nodes of cluster {} to be Ready", names.len(), c.name),
+                &format!(
+                    "waiting for {} nodes of cluster {} to be Ready",
+                    names.len(),
+                    c.name
+                ),
                 wait_nodes_ready(store, &names, opts.timeout),
             )
             .await?;
@@ -514,7 +519,10 @@ async fn register_node(store: &Store, h: &Host) -> Result<()> {
         ("kubernetes.io/arch".to_string(), "amd64".to_string()),
     ]);
     if h.role == Role::ControlPlane {
-        labels.insert("node-role.kubernetes.io/control-plane".into(), String::new());
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".into(),
+            String::new(),
+        );
     }
     let ip: Ipv4Addr = h.primary_ip().expect("validated");
     let node: Node = serde_json::from_value(serde_json::json!({
@@ -616,7 +624,10 @@ pub fn down(lab: &str) -> Result<()> {
         );
     }
     if !report.errors.is_empty() {
-        bail!("lab {lab:?} teardown had errors:\n  {}", report.errors.join("\n  "));
+        bail!(
+            "lab {lab:?} teardown had errors:\n  {}",
+            report.errors.join("\n  ")
+        );
     }
     Ok(())
 }

@@ -29,7 +29,12 @@ use lab::LabState;
 #[command(name = "cilium-lab", version, about)]
 struct Cli {
     /// Lab name: prefixes every namespace, cgroup and pin path.
-    #[arg(long = "name", global = true, env = "CILIUM_LAB", default_value = "lab")]
+    #[arg(
+        long = "name",
+        global = true,
+        env = "CILIUM_LAB",
+        default_value = "lab"
+    )]
     lab: String,
     /// Cluster to talk to (labs with several clusters; default: the first).
     #[arg(long, global = true, env = "CILIUM_LAB_CLUSTER")]
@@ -252,7 +257,7 @@ enum Internal {
         #[arg(long, default_value_t = 80)]
         port: u16,
         /// Pod name.
-        #[arg(long)]
+        #[arg(long = "pod")]
         name: String,
     },
     /// A fixed-body web server.
@@ -438,7 +443,11 @@ fn print_lines(lines: &[String]) {
     }
 }
 
-async fn run_cluster_command(state: &LabState, cluster: Option<&str>, command: Command) -> Result<i32> {
+async fn run_cluster_command(
+    state: &LabState,
+    cluster: Option<&str>,
+    command: Command,
+) -> Result<i32> {
     if let Command::Status = command {
         print!("{}", status::report(state, cluster).await?);
         return Ok(0);
@@ -483,9 +492,20 @@ async fn run_cluster_command(state: &LabState, cluster: Option<&str>, command: C
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {file}"))?;
                 for m in api::parse_manifests(&text)? {
-                    let name = m.object["metadata"]["name"].as_str().unwrap_or("").to_string();
+                    let name = m.object["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
                     let mns = m.object["metadata"]["namespace"].as_str().map(String::from);
-                    let lines = cli::edit::delete(&store, m.kind, &[name], mns.as_deref().or(ns), force, wait).await?;
+                    let lines = cli::edit::delete(
+                        &store,
+                        m.kind,
+                        &[name],
+                        mns.as_deref().or(ns),
+                        force,
+                        wait,
+                    )
+                    .await?;
                     print_lines(&lines);
                 }
             } else {
@@ -520,12 +540,22 @@ async fn run_cluster_command(state: &LabState, cluster: Option<&str>, command: C
             let (name, changes) = rest.split_first().context("missing object name")?;
             println!(
                 "{}",
-                cli::edit::set_meta(&store, kind, name, m.namespace.as_deref(), which, changes, m.overwrite)
-                    .await?
+                cli::edit::set_meta(
+                    &store,
+                    kind,
+                    name,
+                    m.namespace.as_deref(),
+                    which,
+                    changes,
+                    m.overwrite
+                )
+                .await?
             );
         }
         Command::Cordon { node } => println!("{}", cli::edit::cordon(&store, &node, true).await?),
-        Command::Uncordon { node } => println!("{}", cli::edit::cordon(&store, &node, false).await?),
+        Command::Uncordon { node } => {
+            println!("{}", cli::edit::cordon(&store, &node, false).await?)
+        }
         Command::Drain { node, timeout } => {
             print_lines(&cli::edit::drain(&store, &node, timeout).await?)
         }
@@ -564,7 +594,9 @@ async fn run_cluster_command(state: &LabState, cluster: Option<&str>, command: C
         } => {
             let (kind, names) = cli::kind_and_names(&args)?;
             if names.is_empty() && !all && scope.selector.is_none() {
-                bail!("resource(s) were provided, but no name was specified: give names, -l or --all");
+                bail!(
+                    "resource(s) were provided, but no name was specified: give names, -l or --all"
+                );
             }
             let sel = selector(&scope)?;
             let lines = cli::exec::wait(

@@ -21,7 +21,11 @@ pub async fn report(state: &LabState, cluster: Option<&str>) -> Result<String> {
         LabPaths::new(&state.lab).root().display()
     )?;
     if !state.config.is_empty() {
-        let cfg: Vec<String> = state.config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let cfg: Vec<String> = state
+            .config
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         writeln!(out, "Config: {}", cfg.join(" "))?;
     }
     let rows: Vec<Vec<String>> = state

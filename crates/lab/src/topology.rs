@@ -266,7 +266,11 @@ impl Topology {
             for l in &h.loops {
                 check_ifname(&h.name, &l.name)?;
                 if l.name.len() > 13 {
-                    bail!("hosts[{}].loops[{}]: name too long (13 max)", h.name, l.name);
+                    bail!(
+                        "hosts[{}].loops[{}]: name too long (13 max)",
+                        h.name,
+                        l.name
+                    );
                 }
                 if !ifnames.insert(l.name.as_str()) {
                     bail!("hosts[{}]: duplicate interface {}", h.name, l.name);
@@ -279,7 +283,11 @@ impl Topology {
                 .chain(h.loops.iter().map(|l| l.address))
             {
                 if let Some(other) = addresses.insert(a.addr(), &h.name) {
-                    bail!("hosts[{}]: address {} already used by {other}", h.name, a.addr());
+                    bail!(
+                        "hosts[{}]: address {} already used by {other}",
+                        h.name,
+                        a.addr()
+                    );
                 }
             }
             for r in &h.routes {
@@ -346,7 +354,9 @@ fn check_name(what: &str, name: &str) -> Result<()> {
 
 fn check_ifname(host: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
-        bail!("hosts[{host}]: invalid interface name {name:?} (1-15 characters, no '/', ':' or spaces)");
+        bail!(
+            "hosts[{host}]: invalid interface name {name:?} (1-15 characters, no '/', ':' or spaces)"
+        );
     }
     Ok(())
 }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cilium-lab");
-const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/spec/manifests");
+const MANIFESTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/spec/manifests"
+);
 
 /// A lab that is torn down on drop.
 struct Lab {
@@ -135,6 +138,17 @@ fn assert_gone(name: &str) {
     }
 }
 
+/// A process exists and is not a zombie (an orphaned daemon's zombie
+/// lingers until whoever adopted it reaps it).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s[s.rfind(')').unwrap() + 2..].chars().next();
+            state != Some('Z')
+        })
+        .unwrap_or(false)
+}
+
 fn recorded_pids(name: &str) -> Vec<i32> {
     let text = std::fs::read_to_string(format!("/run/cilium-lab/{name}/lab.json")).expect("state");
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -151,28 +165,64 @@ fn seed_lab_runs_the_sample_workloads() {
     let lab = Lab::up("a", &["--workloads"]);
 
     // Routing through the router; the router's web server from the far side.
-    let ping = lab.ok(&["exec", "k8s-ctr", "--", "ping", "-c", "1", "-W", "2", "192.168.20.100"]);
+    let ping = lab.ok(&[
+        "exec",
+        "k8s-ctr",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "192.168.20.100",
+    ]);
     assert!(ping.contains("1 received"), "{ping}");
-    let web = lab.ok(&["exec", "k8s-w0", "--", "curl", "-s", "-m", "5", "http://10.10.1.200"]);
+    let web = lab.ok(&[
+        "exec",
+        "k8s-w0",
+        "--",
+        "curl",
+        "-s",
+        "-m",
+        "5",
+        "http://10.10.1.200",
+    ]);
     assert_eq!(web.trim(), "<h1>Web Server : router</h1>");
 
     // etcd healthy from every node (over the lab network) and the host.
     for node in ["k8s-ctr", "k8s-w1", "k8s-w0"] {
         let out = lab.run(&[
-            "exec", node, "--", "etcdctl", "--endpoints", "http://192.168.10.100:2379", "endpoint",
+            "exec",
+            node,
+            "--",
+            "etcdctl",
+            "--endpoints",
+            "http://192.168.10.100:2379",
+            "endpoint",
             "health",
         ]);
-        let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("is healthy"), "{node}: {text}");
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("is healthy"),
+            "{node}: {text}"
+        );
     }
-    let sock = format!("unix:///run/cilium-lab/{}/clusters/default/etcd/etcd.sock:0", lab.name);
+    let sock = format!(
+        "unix:///run/cilium-lab/{}/clusters/default/etcd/etcd.sock:0",
+        lab.name
+    );
     let out = Command::new("etcdctl")
         .args(["--endpoints", &sock, "endpoint", "health"])
         .env("ETCDCTL_API", "3")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("is healthy"), "host: {text}");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("is healthy"),
+        "host: {text}"
+    );
 
     // Pods: Running, webpods one per node, curl-pod on k8s-ctr.
     let pods = lab.items("pods");
@@ -184,7 +234,10 @@ fn seed_lab_runs_the_sample_workloads() {
         .collect();
     web_nodes.sort();
     assert_eq!(web_nodes, ["k8s-ctr", "k8s-w0", "k8s-w1"]);
-    let curl = pods.iter().find(|p| s(p, "/metadata/name") == "curl-pod").unwrap();
+    let curl = pods
+        .iter()
+        .find(|p| s(p, "/metadata/name") == "curl-pod")
+        .unwrap();
     assert_eq!(s(curl, "/spec/nodeName"), "k8s-ctr");
     assert!(pods.iter().all(|p| s(p, "/status/phase") == "Running"));
     let curl_ip = s(curl, "/status/podIP").to_string();
@@ -195,7 +248,16 @@ fn seed_lab_runs_the_sample_workloads() {
         .iter()
         .find(|p| s(p, "/metadata/labels/app") == "webpod" && s(p, "/spec/nodeName") == "k8s-ctr")
         .unwrap();
-    let body = lab.ok(&["exec", "curl-pod", "--", "curl", "-s", "-m", "5", s(local, "/status/podIP")]);
+    let body = lab.ok(&[
+        "exec",
+        "curl-pod",
+        "--",
+        "curl",
+        "-s",
+        "-m",
+        "5",
+        s(local, "/status/podIP"),
+    ]);
     assert!(
         body.contains(&format!("Hostname: {}", s(local, "/metadata/name"))),
         "{body}"
@@ -206,7 +268,10 @@ fn seed_lab_runs_the_sample_workloads() {
     let resolv = lab.ok(&["exec", "curl-pod", "--", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 10.96.0.10"), "{resolv}");
     assert!(resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"));
-    assert_eq!(lab.ok(&["exec", "curl-pod", "--", "hostname"]).trim(), "curl-pod");
+    assert_eq!(
+        lab.ok(&["exec", "curl-pod", "--", "hostname"]).trim(),
+        "curl-pod"
+    );
 
     // The Service has a ClusterIP and its EndpointSlice follows scaling.
     let svc = lab.json(&["get", "svc", "webpod"]);
@@ -220,7 +285,10 @@ fn seed_lab_runs_the_sample_workloads() {
             .count()
     };
     assert_eq!(ready_endpoints(&lab), 3);
-    assert!(lab.ok(&["scale", "deployment", "webpod", "--replicas", "0"]).contains("scaled"));
+    assert!(
+        lab.ok(&["scale", "deployment", "webpod", "--replicas", "0"])
+            .contains("scaled")
+    );
     eventually("webpods gone", Duration::from_secs(30), || {
         let n = lab
             .items("pods")
@@ -243,7 +311,8 @@ fn seed_lab_runs_the_sample_workloads() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("line") && err.contains("column"), "{err}");
-    let webpod = std::fs::read_to_string(format!("{MANIFESTS}/webpod.yaml")).expect("seed manifest");
+    let webpod =
+        std::fs::read_to_string(format!("{MANIFESTS}/webpod.yaml")).expect("seed manifest");
     let invalid = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shouldnotexist\n---\n{}",
         webpod.replace("replicas: 3", "replicas: -2")
@@ -260,14 +329,17 @@ fn seed_lab_runs_the_sample_workloads() {
 
     // Re-applying the seed manifests unchanged is a no-op.
     let out = lab.ok(&["apply", "-f", &format!("{MANIFESTS}/webpod.yaml")]);
-    assert!(out.contains("deployment.apps/webpod unchanged") || out.contains("configured"), "{out}");
+    assert!(
+        out.contains("deployment.apps/webpod unchanged") || out.contains("configured"),
+        "{out}"
+    );
 
     let pids = recorded_pids(&lab.name);
     let name = lab.name.clone();
     drop(lab);
     assert_gone(&name);
     for pid in pids {
-        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} still alive");
+        assert!(!alive(pid), "pid {pid} still alive");
     }
 }
 
@@ -277,11 +349,34 @@ fn two_labs_side_by_side_and_crash_recovery() {
     let mesh = Lab::up("c", &["--topology", "clustermesh"]);
 
     // Both work at once; each cluster of the mesh has its own nodes.
-    let ping = seed.ok(&["exec", "k8s-w1", "--", "ping", "-c", "1", "-W", "2", "192.168.10.100"]);
+    let ping = seed.ok(&[
+        "exec",
+        "k8s-w1",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "192.168.10.100",
+    ]);
     assert!(ping.contains("1 received"), "{ping}");
-    let ping = mesh.ok(&["exec", "west-ctr", "--", "ping", "-c", "1", "-W", "2", "192.168.50.22"]);
+    let ping = mesh.ok(&[
+        "exec",
+        "west-ctr",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "192.168.50.22",
+    ]);
     assert!(ping.contains("1 received"), "{ping}");
-    for (cluster, nodes) in [("west", ["west-ctr", "west-w1"]), ("east", ["east-ctr", "east-w1"])] {
+    for (cluster, nodes) in [
+        ("west", ["west-ctr", "west-w1"]),
+        ("east", ["east-ctr", "east-w1"]),
+    ] {
         let out = mesh.ok(&["--cluster", cluster, "get", "nodes"]);
         for n in nodes {
             assert!(out.contains(n), "{cluster}: {out}");
@@ -299,16 +394,40 @@ fn two_labs_side_by_side_and_crash_recovery() {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     let out = seed.run(&["up"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cleaned leftovers"));
-    let ping = seed.ok(&["exec", "k8s-ctr", "--", "ping", "-c", "1", "-W", "2", "192.168.20.100"]);
+    let ping = seed.ok(&[
+        "exec",
+        "k8s-ctr",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "192.168.20.100",
+    ]);
     assert!(ping.contains("1 received"), "{ping}");
 
     // Tearing one lab down leaves the other intact.
     let name = seed.name.clone();
     drop(seed);
     assert_gone(&name);
-    let ping = mesh.ok(&["exec", "east-ctr", "--", "ping", "-c", "1", "-W", "2", "192.168.50.11"]);
+    let ping = mesh.ok(&[
+        "exec",
+        "east-ctr",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "192.168.50.11",
+    ]);
     assert!(ping.contains("1 received"), "{ping}");
     let name = mesh.name.clone();
     drop(mesh);

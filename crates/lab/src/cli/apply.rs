@@ -26,7 +26,8 @@ pub async fn apply_text(
     source: &str,
     quiet: bool,
 ) -> Result<Vec<String>> {
-    let manifests = api::parse_manifests(text).with_context(|| format!("error validating {source:?}"))?;
+    let manifests =
+        api::parse_manifests(text).with_context(|| format!("error validating {source:?}"))?;
     let mut lines = Vec::new();
     for m in manifests {
         let line = apply_one(store, m.kind, m.object).await?;

@@ -31,10 +31,7 @@ pub async fn delete(
     let mut lines = Vec::new();
     for name in names {
         if store.get_value(&kind.ty, ns, name).await?.is_none() {
-            bail!(
-                "{} \"{name}\" not found",
-                kind.ty.qualified_plural()
-            );
+            bail!("{} \"{name}\" not found", kind.ty.qualified_plural());
         }
         if kind.ty.kind == "Pod" {
             request_pod_deletion(store, ns.unwrap_or("default"), name, force).await?;
@@ -42,9 +39,17 @@ pub async fn delete(
             store.delete_value(&kind.ty, ns, name).await?;
         }
         if wait {
-            wait_for(&format!("{name} to be deleted"), Duration::from_secs(60), || async {
-                Ok(store.get_value(&kind.ty, ns, name).await?.is_none().then_some(()))
-            })
+            wait_for(
+                &format!("{name} to be deleted"),
+                Duration::from_secs(60),
+                || async {
+                    Ok(store
+                        .get_value(&kind.ty, ns, name)
+                        .await?
+                        .is_none()
+                        .then_some(()))
+                },
+            )
             .await?;
         }
         lines.push(format!("{} \"{name}\" deleted", kind.ty.singular));
@@ -53,12 +58,23 @@ pub async fn delete(
 }
 
 /// `scale deployment NAME --replicas K`.
-pub async fn scale(store: &Store, kind: &'static Kind, name: &str, ns: Option<&str>, replicas: i32) -> Result<String> {
+pub async fn scale(
+    store: &Store,
+    kind: &'static Kind,
+    name: &str,
+    ns: Option<&str>,
+    replicas: i32,
+) -> Result<String> {
     if kind.ty.kind != "Deployment" {
-        bail!("cannot scale {}: only deployments can be scaled", kind.ty.plural);
+        bail!(
+            "cannot scale {}: only deployments can be scaled",
+            kind.ty.plural
+        );
     }
     if replicas < 0 {
-        bail!("The Deployment \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0");
+        bail!(
+            "The Deployment \"{name}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"
+        );
     }
     let ns = ns.unwrap_or("default");
     store
@@ -129,7 +145,10 @@ pub async fn set_meta(
                         && old.as_str() != Some(v)
                         && !overwrite
                     {
-                        bail!("'{k}' already has a value ({}), and --overwrite is false", old.as_str().unwrap_or(""));
+                        bail!(
+                            "'{k}' already has a value ({}), and --overwrite is false",
+                            old.as_str().unwrap_or("")
+                        );
                     }
                     map.insert(k.clone(), Value::String(v.clone()));
                 }
@@ -195,13 +214,17 @@ pub async fn drain(store: &Store, node: &str, timeout: Duration) -> Result<Vec<S
     for p in &pods {
         let ns = p.metadata.namespace.as_deref().unwrap_or("default");
         let name = p.metadata.name.as_deref().unwrap_or("");
-        wait_for(&format!("pod {ns}/{name} to be evicted"), timeout, || async {
-            let gone = match store.get::<Pod>(Some(ns), name).await? {
-                None => true,
-                Some(cur) => cur.metadata.uid != p.metadata.uid,
-            };
-            Ok(gone.then_some(()))
-        })
+        wait_for(
+            &format!("pod {ns}/{name} to be evicted"),
+            timeout,
+            || async {
+                let gone = match store.get::<Pod>(Some(ns), name).await? {
+                    None => true,
+                    Some(cur) => cur.metadata.uid != p.metadata.uid,
+                };
+                Ok(gone.then_some(()))
+            },
+        )
         .await?;
         lines.push(format!("pod/{name} evicted"));
     }

@@ -140,7 +140,10 @@ pub async fn log_path(
                 .filter(|p| p.host == host)
                 .map(|p| p.name.clone())
                 .collect();
-            bail!("host {host} has no process {process:?} (it runs: {})", known.join(", "));
+            bail!(
+                "host {host} has no process {process:?} (it runs: {})",
+                known.join(", ")
+            );
         }
         return Ok(p);
     }

@@ -57,7 +57,8 @@ pub async fn fetch(store: &Store, req: &GetRequest<'_>) -> Result<Vec<Value>> {
                 None => bail!(
                     "{} \"{name}\" not found{}",
                     ty.qualified_plural(),
-                    ns.map(|n| format!(" in namespace \"{n}\"")).unwrap_or_default()
+                    ns.map(|n| format!(" in namespace \"{n}\""))
+                        .unwrap_or_default()
                 ),
             }
         }
@@ -106,7 +107,12 @@ pub async fn get(store: &Store, req: &GetRequest<'_>) -> Result<String> {
                         row.push(s(o, "/metadata/namespace").to_string());
                     }
                     row.push(s(o, "/metadata/name").to_string());
-                    row.extend(columns.iter().filter(|c| wide || !c.wide).map(|c| (c.value)(o)));
+                    row.extend(
+                        columns
+                            .iter()
+                            .filter(|c| wide || !c.wide)
+                            .map(|c| (c.value)(o)),
+                    );
                     row
                 })
                 .collect();
@@ -193,7 +199,9 @@ fn columns(kind: &str) -> Vec<Column> {
             col("STATUS", node_status),
             col("ROLES", node_roles),
             col("AGE", age),
-            col("VERSION", |o| s(o, "/status/nodeInfo/kubeletVersion").into()),
+            col("VERSION", |o| {
+                s(o, "/status/nodeInfo/kubeletVersion").into()
+            }),
             wide("INTERNAL-IP", |o| node_address(o, "InternalIP")),
             wide("EXTERNAL-IP", |o| node_address(o, "ExternalIP")),
             wide("OS-IMAGE", |o| or_unknown(s(o, "/status/nodeInfo/osImage"))),
@@ -244,33 +252,51 @@ fn columns(kind: &str) -> Vec<Column> {
                 format!(
                     "{}/{}",
                     num(o, "/status/readyReplicas"),
-                    o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+                    o.pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
                 )
             }),
-            col("UP-TO-DATE", |o| num(o, "/status/updatedReplicas").to_string()),
-            col("AVAILABLE", |o| num(o, "/status/availableReplicas").to_string()),
+            col("UP-TO-DATE", |o| {
+                num(o, "/status/updatedReplicas").to_string()
+            }),
+            col("AVAILABLE", |o| {
+                num(o, "/status/availableReplicas").to_string()
+            }),
             col("AGE", age),
             wide("CONTAINERS", |o| containers(o, "/name")),
             wide("IMAGES", |o| containers(o, "/image")),
-            wide("SELECTOR", |o| label_map(o.pointer("/spec/selector/matchLabels"))),
+            wide("SELECTOR", |o| {
+                label_map(o.pointer("/spec/selector/matchLabels"))
+            }),
         ],
         "Namespace" => vec![
             col("STATUS", |o| {
                 let p = s(o, "/status/phase");
-                if p.is_empty() { "Active".into() } else { p.into() }
+                if p.is_empty() {
+                    "Active".into()
+                } else {
+                    p.into()
+                }
             }),
             col("AGE", age),
         ],
         "CiliumNode" => vec![
-            col("CILIUMINTERNALIP", |o| cilium_node_address(o, "CiliumInternalIP")),
+            col("CILIUMINTERNALIP", |o| {
+                cilium_node_address(o, "CiliumInternalIP")
+            }),
             col("INTERNALIP", |o| cilium_node_address(o, "InternalIP")),
             col("AGE", age),
         ],
         "CiliumEndpoint" => vec![
             col("SECURITY IDENTITY", |o| or_none(o, "/status/identity/id")),
             col("ENDPOINT STATE", |o| or_none(o, "/status/state")),
-            col("IPV4", |o| or_none(o, "/status/networking/addressing/0/ipv4")),
-            col("IPV6", |o| or_none(o, "/status/networking/addressing/0/ipv6")),
+            col("IPV4", |o| {
+                or_none(o, "/status/networking/addressing/0/ipv4")
+            }),
+            col("IPV6", |o| {
+                or_none(o, "/status/networking/addressing/0/ipv6")
+            }),
         ],
         "CiliumIdentity" => vec![
             col("NAMESPACE", |o| {
@@ -285,7 +311,9 @@ fn columns(kind: &str) -> Vec<Column> {
                     .unwrap_or(false)
                     .to_string()
             }),
-            col("CONFLICTING", |o| condition(o, "cilium.io/PoolConflict", "/status")),
+            col("CONFLICTING", |o| {
+                condition(o, "cilium.io/PoolConflict", "/status")
+            }),
             col("IPS AVAILABLE", |o| {
                 condition(o, "cilium.io/IPsAvailable", "/message")
             }),
@@ -296,7 +324,11 @@ fn columns(kind: &str) -> Vec<Column> {
 }
 
 fn or_unknown(s: &str) -> String {
-    if s.is_empty() { "<unknown>".into() } else { s.into() }
+    if s.is_empty() {
+        "<unknown>".into()
+    } else {
+        s.into()
+    }
 }
 
 fn condition(o: &Value, type_: &str, field: &str) -> String {
@@ -330,7 +362,11 @@ fn pod_status(o: &Value) -> String {
     if phase == "Pending" && o.pointer("/spec/nodeName").is_some() {
         return "ContainerCreating".into();
     }
-    if phase.is_empty() { "Pending".into() } else { phase.into() }
+    if phase.is_empty() {
+        "Pending".into()
+    } else {
+        phase.into()
+    }
 }
 
 fn node_status(o: &Value) -> String {
@@ -473,7 +509,8 @@ mod tests {
         let mut deleting = pod.clone();
         deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         assert_eq!(row("Pod", &deleting, false)[1], "Terminating");
-        let pending = json!({"spec": {"nodeName": "n", "containers": [{}]}, "status": {"phase": "Pending"}});
+        let pending =
+            json!({"spec": {"nodeName": "n", "containers": [{}]}, "status": {"phase": "Pending"}});
         assert_eq!(row("Pod", &pending, false)[1], "ContainerCreating");
     }
 
@@ -510,7 +547,10 @@ mod tests {
         assert_eq!(r[..2], ["172.20.0.172", "192.168.10.100"]);
         let cep = json!({"status": {"identity": {"id": 12564}, "state": "ready",
             "networking": {"addressing": [{"ipv4": "172.20.1.7"}]}}});
-        assert_eq!(row("CiliumEndpoint", &cep, false), ["12564", "ready", "172.20.1.7", "<none>"]);
+        assert_eq!(
+            row("CiliumEndpoint", &cep, false),
+            ["12564", "ready", "172.20.1.7", "<none>"]
+        );
         let slice = json!({"addressType": "IPv4", "ports": [{"port": 80}],
             "endpoints": [{"addresses": ["a"]}, {"addresses": ["b"]}, {"addresses": ["c"]}, {"addresses": ["d"]}]});
         let r = row("EndpointSlice", &slice, false);

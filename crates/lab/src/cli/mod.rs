@@ -35,7 +35,9 @@ pub fn kind_and_names(args: &[String]) -> Result<(&'static Kind, Vec<String>)> {
             match a.split_once('/') {
                 Some((k2, n)) if resolve_kind(k2)?.ty == k.ty => names.push(n.to_string()),
                 Some(_) => bail!("mixed kinds in one command are not supported: {a}"),
-                None => bail!("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form"),
+                None => bail!(
+                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form"
+                ),
             }
         }
         return Ok((k, names));
@@ -173,8 +175,14 @@ mod tests {
         assert_eq!(k.ty.kind, "Pod");
         assert_eq!(names, ["a", "b"]);
         let e = resolve_kind("widgets").unwrap_err();
-        assert!(e.to_string().contains("doesn't have a resource type \"widgets\""));
-        assert_eq!(qualified(resolve_kind("deployment").unwrap(), "w"), "deployment.apps/w");
+        assert!(
+            e.to_string()
+                .contains("doesn't have a resource type \"widgets\"")
+        );
+        assert_eq!(
+            qualified(resolve_kind("deployment").unwrap(), "w"),
+            "deployment.apps/w"
+        );
         assert_eq!(qualified(resolve_kind("pods").unwrap(), "p"), "pod/p");
     }
 }

@@ -93,7 +93,10 @@ mod tests {
     fn columns_are_padded_by_three() {
         let out = render(
             &["NAME", "AGE"],
-            &[vec!["webpod".into(), "5s".into()], vec!["a".into(), "10m".into()]],
+            &[
+                vec!["webpod".into(), "5s".into()],
+                vec!["a".into(), "10m".into()],
+            ],
         );
         assert_eq!(out, "NAME     AGE\nwebpod   5s\na        10m\n");
     }
