@@ -18,6 +18,8 @@ pub mod sandbox;
 pub mod whoami;
 
 pub use sandbox::SandboxRecord;
+#[cfg(test)]
+use sandbox::pod_dir;
 
 #[cfg(test)]
 mod root_tests;

@@ -246,3 +246,263 @@ fn whoami_answers_curl_across_namespaces() {
     assert!(body.contains("User-Agent: curl/"), "{body}");
     assert!(body.ends_with("Accept: */*\r\n\r\n"), "{body:?}");
 }
+
+/// The `cilium-lab` binary next to this test binary (cargo builds it for
+/// the package's integration tests).
+fn cilium_lab_exe() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("cilium-lab");
+    p.is_file().then_some(p)
+}
+
+/// A cgroup made for the test; its processes are killed and it is removed
+/// on drop.
+struct CgroupGuard(PathBuf);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        let kill = self.0.join("cgroup.kill");
+        let _ = std::fs::write(&kill, "1");
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Pod namespaces of a test lab, deleted on drop.
+struct PodNetnsSweep(String);
+
+impl Drop for PodNetnsSweep {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&self.0) {
+                let _ = Proc::new("ip").args(["netns", "del", &name]).status();
+            }
+        }
+    }
+}
+
+#[test]
+fn kubelet_runs_a_whoami_pod_end_to_end() {
+    use api::Object;
+    use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+    use std::time::{Duration, Instant};
+
+    if skip("kubelet test") {
+        return;
+    }
+    let Some(exe) = cilium_lab_exe() else {
+        eprintln!("skipped: cilium-lab binary not built");
+        return;
+    };
+    let cg_root = Path::new("/run/cilium/cgroupv2");
+    if !Path::new(PLUGINS).join("bridge").exists() || !cg_root.join("cgroup.procs").exists() {
+        eprintln!(
+            "skipped: needs {PLUGINS}/bridge and cgroup2 at {}",
+            cg_root.display()
+        );
+        return;
+    }
+    let lab = format!("rtt{}", std::process::id());
+    let _sweep = PodNetnsSweep(format!("{lab}-pod-"));
+    let node_ns = NetnsGuard::new("kn");
+    let cgroup = cg_root.join(format!("{lab}-kn"));
+    std::fs::create_dir_all(&cgroup).expect("cgroup");
+    let _cg = CgroupGuard(cgroup.clone());
+    let state = tempfile::tempdir().expect("tempdir");
+    let cfg = super::kubelet::KubeletConfig {
+        lab: lab.clone(),
+        node: "kn".into(),
+        node_ip: "192.168.77.10".parse().expect("ip"),
+        state_dir: state.path().join("nodes/kn"),
+        cgroup: cgroup.clone(),
+        cni_conf_dir: state.path().join("nodes/kn/cni/net.d"),
+        cni_bin_dirs: vec![PathBuf::from(PLUGINS)],
+        cni_mode: super::kubelet::CniMode::Bridge,
+        self_exe: exe.clone(),
+    };
+    let node_dir = cfg.state_dir.clone();
+
+    in_netns(&node_ns.path(), move || {
+        block_on(async move {
+            let store = store::Store::memory();
+            let wait = |what: &'static str, limit: Duration| {
+                let store = store.clone();
+                async move {
+                    let start = Instant::now();
+                    loop {
+                        let pod = store.get::<Pod>(Some("default"), "web").await.expect("get");
+                        let done = match what {
+                            "ready" => pod.as_ref().is_some_and(super::kubelet::pod_is_ready),
+                            _ => pod.is_none(),
+                        };
+                        if done {
+                            return pod;
+                        }
+                        assert!(
+                            start.elapsed() < limit,
+                            "pod not {what} in {limit:?}: {pod:?}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            };
+            let kubelet = tokio::spawn(super::kubelet::run(store.clone(), cfg.clone()));
+            let pod = Pod {
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    name: Some("web".into()),
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                },
+                spec: Some(PodSpec {
+                    node_name: Some("kn".into()),
+                    containers: vec![Container {
+                        name: "whoami".into(),
+                        image: Some("traefik/whoami".into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            store.create(&pod).await.expect("create pod");
+            // No podCIDR yet: pending with a clear message.
+            let start = Instant::now();
+            loop {
+                let p = store
+                    .get::<Pod>(Some("default"), "web")
+                    .await
+                    .expect("get")
+                    .expect("pod");
+                let msg = p
+                    .status
+                    .and_then(|s| s.conditions)
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.type_ == "PodReadyToStartContainers")
+                    .and_then(|c| c.message);
+                if msg
+                    .as_deref()
+                    .is_some_and(|m| m.contains("no CNI configuration"))
+                {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "no pending message: {msg:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // The control plane's part: the node's podCIDR.
+            let t0 = Instant::now();
+            store
+                .modify::<Node>(None, "kn", |n| {
+                    n.spec.get_or_insert_default().pod_cidr = Some("10.252.3.0/24".into());
+                    true
+                })
+                .await
+                .expect("set podCIDR");
+            let ready = wait("ready", Duration::from_secs(10)).await.expect("pod");
+            eprintln!("pod ready {:?} after podCIDR", t0.elapsed());
+            let status = ready.status.expect("status");
+            let ip = status.pod_ip.expect("podIP");
+            assert!(ip.starts_with("10.252.3."), "{ip}");
+            assert_eq!(status.phase.as_deref(), Some("Running"));
+            assert_eq!(status.host_ip.as_deref(), Some("192.168.77.10"));
+            let node = store
+                .get::<Node>(None, "kn")
+                .await
+                .expect("get")
+                .expect("node");
+            assert_eq!(
+                node.status
+                    .and_then(|s| s.node_info)
+                    .map(|i| i.kubelet_version)
+                    .as_deref(),
+                Some("v1.33.0-lab")
+            );
+
+            let uid = ready.metadata.uid.clone().expect("uid");
+            let rec =
+                super::SandboxRecord::load(&node_dir, "default", "web", &uid).expect("record");
+            let run = |args: &[&str]| {
+                let out = Proc::new(&exe)
+                    .args([
+                        "internal",
+                        "sandbox",
+                        "--target-pid",
+                        &rec.pid.to_string(),
+                        "--",
+                    ])
+                    .args(args)
+                    .output()
+                    .expect("run sandbox join");
+                assert!(
+                    out.status.success(),
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            assert_eq!(run(&["hostname"]).trim(), "web");
+            assert_eq!(
+                run(&["cat", "/etc/resolv.conf"]),
+                "search default.svc.cluster.local svc.cluster.local cluster.local\n\
+                 nameserver 10.96.0.10\noptions ndots:5\n"
+            );
+            assert!(run(&["cat", "/etc/hosts"]).contains(&format!("{ip}\tweb\n")));
+            let cgroup_line =
+                std::fs::read_to_string(format!("/proc/{}/cgroup", rec.pid)).expect("cgroup");
+            assert!(
+                cgroup_line.trim().ends_with(&format!("/{lab}-kn")),
+                "{cgroup_line}"
+            );
+            // The node (this thread's namespace) reaches the pod.
+            let out = Proc::new("curl")
+                .args(["-sS", "--max-time", "5", &format!("http://{ip}/")])
+                .output()
+                .expect("curl");
+            let body = String::from_utf8_lossy(&out.stdout);
+            assert!(body.starts_with("Hostname: web\n"), "{body}");
+            assert!(body.contains(&format!("IP: {ip}\n")), "{body}");
+
+            // A restarted kubelet adopts the running pod.
+            kubelet.abort();
+            let _ = kubelet.await;
+            let kubelet = tokio::spawn(super::kubelet::run(store.clone(), cfg.clone()));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let again =
+                super::SandboxRecord::load(&node_dir, "default", "web", &uid).expect("record");
+            assert_eq!(again.process, rec.process, "sandbox adopted, not recreated");
+            assert_eq!(again.containers[0].process, rec.containers[0].process);
+
+            // Deletion: the kubelet tears down and deletes the object.
+            store
+                .modify::<Pod>(Some("default"), "web", |p| {
+                    p.meta_mut().deletion_timestamp = Some(super::kubelet::now_time());
+                    true
+                })
+                .await
+                .expect("mark deleted");
+            wait("gone", Duration::from_secs(15)).await;
+            assert!(!rec.process.alive(), "sandbox process stopped");
+            assert!(
+                !rec.netns.as_ref().expect("netns").exists(),
+                "netns deleted"
+            );
+            assert!(
+                !super::pod_dir(&node_dir, "default", "web", &uid).exists(),
+                "dir removed"
+            );
+            kubelet.abort();
+        })
+    });
+}

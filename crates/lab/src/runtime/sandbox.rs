@@ -352,17 +352,6 @@ impl SandboxRecord {
         serde_json::from_slice(&bytes).with_context(|| format!("cannot decode {}", path.display()))
     }
 
-    /// Find the record of a pod by namespace and name only (any UID).
-    pub fn find(node_state_dir: &Path, namespace: &str, name: &str) -> Option<Self> {
-        let prefix = format!("{namespace}_{name}_");
-        std::fs::read_dir(node_state_dir.join("pods"))
-            .ok()?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .filter_map(|e| Self::load_from(&e.path()).ok())
-            .find(|r| r.namespace == namespace && r.name == name)
-    }
-
     /// This pod's directory.
     pub fn dir(&self, node_state_dir: &Path) -> PathBuf {
         pod_dir(node_state_dir, &self.namespace, &self.name, &self.uid)
@@ -480,11 +469,6 @@ mod tests {
             SandboxRecord::load(dir.path(), "default", "web", "u1").expect("load"),
             r
         );
-        assert_eq!(
-            SandboxRecord::find(dir.path(), "default", "web"),
-            Some(r.clone())
-        );
-        assert_eq!(SandboxRecord::find(dir.path(), "default", "we"), None);
         assert_eq!(r.log_path("main"), Path::new("/x/main.log"));
         assert_eq!(r.log_path("other"), Path::new("/x/other.log"));
         assert!(

@@ -21,22 +21,6 @@ const MAX_BODY: usize = 1024 * 1024;
 /// Idle time before a kept-alive connection is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Arguments of `cilium-lab internal whoami`.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-pub struct WhoamiArgs {
-    /// TCP port to listen on (all addresses).
-    #[arg(long, default_value_t = 80)]
-    pub port: u16,
-    /// Name used in logs (the pod's name).
-    #[arg(long, default_value = "whoami")]
-    pub name: String,
-}
-
-/// Run the whoami server of `args` (blocking, never returns on success).
-pub fn main(args: WhoamiArgs) -> anyhow::Result<()> {
-    serve(args.port, &args.name)
-}
-
 /// One parsed request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HttpRequest {

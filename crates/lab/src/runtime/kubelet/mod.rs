@@ -41,6 +41,8 @@ use self::pod::PodWorker;
 use self::process::Backoff;
 pub(crate) use self::status::unix_now;
 use self::status::{NodeFacts, apply_node_status, now};
+#[cfg(test)]
+pub(crate) use self::status::{now as now_time, pod_is_ready};
 use super::cni::{CniClient, write_bridge_conflist};
 
 /// How the node's CNI configuration comes to be.
@@ -74,53 +76,6 @@ pub struct KubeletConfig {
     pub cni_mode: CniMode,
     /// The `cilium-lab` binary (for `internal sandbox` and `internal whoami`).
     pub self_exe: PathBuf,
-}
-
-/// Command-line arguments of `cilium-lab internal kubelet` (everything of
-/// [`KubeletConfig`] but the binary's own path).
-#[derive(Debug, Clone, clap::Args)]
-pub struct KubeletArgs {
-    /// Lab name.
-    #[arg(long)]
-    pub lab: String,
-    /// Node name.
-    #[arg(long)]
-    pub node: String,
-    /// The node's InternalIP.
-    #[arg(long)]
-    pub node_ip: Ipv4Addr,
-    /// The node's state directory.
-    #[arg(long)]
-    pub state_dir: PathBuf,
-    /// The node's cgroup v2 directory.
-    #[arg(long)]
-    pub cgroup: PathBuf,
-    /// CNI configuration directory.
-    #[arg(long)]
-    pub cni_conf_dir: PathBuf,
-    /// CNI plugin directory (repeatable).
-    #[arg(long = "cni-bin-dir", default_value = "/usr/lib/cni")]
-    pub cni_bin_dirs: Vec<PathBuf>,
-    /// Who writes the CNI configuration.
-    #[arg(long, value_enum, default_value_t = CniMode::Bridge)]
-    pub cni_mode: CniMode,
-}
-
-impl KubeletArgs {
-    /// The configuration, with this executable as `self_exe`.
-    pub fn into_config(self) -> anyhow::Result<KubeletConfig> {
-        Ok(KubeletConfig {
-            lab: self.lab,
-            node: self.node,
-            node_ip: self.node_ip,
-            state_dir: self.state_dir,
-            cgroup: self.cgroup,
-            cni_conf_dir: self.cni_conf_dir,
-            cni_bin_dirs: self.cni_bin_dirs,
-            cni_mode: self.cni_mode,
-            self_exe: std::env::current_exe().context("cannot find the cilium-lab executable")?,
-        })
-    }
 }
 
 /// A spawned task aborted when dropped.

@@ -112,7 +112,7 @@ pub fn container_spec(
                 "whoami".into(),
                 "--port".into(),
                 port.to_string(),
-                "--name".into(),
+                "--pod".into(),
                 pod_name.to_string(),
             ],
             Some(port),
@@ -405,6 +405,7 @@ impl PodWorker {
         let mut retry = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut retry_at: Option<Instant> = Some(Instant::now());
         let mut waiting_for_cni = false;
+        let mut cni_changed = false;
         let mut cni_rx = self.ctx.cni_rx.clone();
         let mut next_check = Instant::now() + CHECK_INTERVAL;
         let mut status_dirty = true;
@@ -419,10 +420,8 @@ impl PodWorker {
                 Some(p) => self.pod = p,
             }
             let due = retry_at.is_some_and(|t| t <= Instant::now());
-            if self.sandbox_proc.is_none()
-                && (due || (waiting_for_cni && cni_rx.has_changed().unwrap_or(false)))
-            {
-                cni_rx.borrow_and_update();
+            if self.sandbox_proc.is_none() && (due || (waiting_for_cni && cni_changed)) {
+                cni_changed = false;
                 waiting_for_cni = false;
                 retry_at = None;
                 match self.create_sandbox().await {
@@ -469,7 +468,9 @@ impl PodWorker {
                     }
                     status_dirty = true;
                 }
-                _ = cni_rx.changed(), if waiting_for_cni => {}
+                r = cni_rx.changed(), if waiting_for_cni => {
+                    cni_changed = r.is_ok();
+                }
                 () = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {}
                 exit = wait_opt(&mut self.sandbox_proc), if sandbox_up => {
                     tracing::warn!(code = exit.exit_code(), "sandbox process died; recreating the sandbox");
@@ -1091,7 +1092,7 @@ mod tests {
                 "whoami",
                 "--port",
                 "8080",
-                "--name",
+                "--pod",
                 "web-1"
             ]
         );
