@@ -54,16 +54,19 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcRecord> {
         .append(true)
         .open(s.log)
         .with_context(|| format!("cannot open log {}", s.log.display()))?;
-    let script = r#"cg=$1; cwd=$2; ns=$3; shift 3
-echo $$ > "$cg/cgroup.procs" && cd "$cwd" && exec ip netns exec "$ns" "$@""#;
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
+    // The sandbox helper joins the cgroup, then the namespace, then execs:
+    // everything the process forks later is in the cgroup too, and it
+    // shares the caller's mount namespace (so `ip netns add` inside it is
+    // visible to everyone).
+    let exe = std::env::current_exe().context("cannot find cilium-lab's own path")?;
+    let child = Command::new(exe)
+        .args(["internal", "sandbox", "--netns"])
+        .arg(crate::fabric::netns_path(s.netns))
+        .arg("--cgroup")
         .arg(s.cgroup)
-        .arg(s.cwd)
-        .arg(s.netns)
+        .arg("--")
         .args(s.argv)
+        .current_dir(s.cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -1,12 +1,9 @@
 //! Named network namespaces of pod sandboxes (`/run/netns/<name>`),
 //! created and deleted with iproute2's `ip netns` so they look like any
 //! other named namespace (`ip netns list`, `ip netns exec`, `down`).
-//!
-//! The kubelet may run in a private mount namespace (`ip netns exec`
-//! makes one): a bind mount made there would be invisible to the host.
-//! So `ip netns` runs in the mount namespace of PID 1 (`nsenter`) when
-//! ours differs; the mount propagates into ours through the shared
-//! `/run/netns` mount, which is checked.
+//! The kubelet shares the host's mount namespace (the lab starts it with
+//! the sandbox helper, which only joins the node's network namespace), so
+//! the bind mounts `ip netns add` makes are visible to everyone.
 
 use std::path::PathBuf;
 
@@ -21,21 +18,8 @@ pub fn path(name: &str) -> PathBuf {
     PathBuf::from(NETNS_DIR).join(name)
 }
 
-/// Whether this process's mount namespace is PID 1's.
-fn in_init_mount_ns() -> bool {
-    let link = |p: &str| std::fs::read_link(p).ok();
-    let (me, init) = (link("/proc/self/ns/mnt"), link("/proc/1/ns/mnt"));
-    me.is_none() || init.is_none() || me == init
-}
-
 async fn ip_netns(args: &[&str]) -> anyhow::Result<()> {
-    let mut cmd = if in_init_mount_ns() {
-        tokio::process::Command::new("ip")
-    } else {
-        let mut c = tokio::process::Command::new("nsenter");
-        c.arg("--mount=/proc/1/ns/mnt").arg("--").arg("ip");
-        c
-    };
+    let mut cmd = tokio::process::Command::new("ip");
     let out = cmd
         .arg("netns")
         .args(args)
