@@ -14,11 +14,37 @@
 //! size/offset assertions on the Rust side).
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap, RingBuf};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::{self, SchedClassifierLink};
+use aya::programs::{SchedClassifier, TcAttachType};
+use aya::{Ebpf, EbpfLoader, include_bytes_aligned};
 use ipnet::Ipv4Net;
 
+pub mod abi;
+mod events;
 pub mod net;
+
+pub use events::{DropNotification, Events, Notification, TraceNotification, drop_reason_name};
+
+use abi::{
+    EndpointInfoRaw, EndpointKey, IpcacheKeyData, MetricsKeyRaw, MetricsValueRaw,
+    RemoteEndpointInfo, c,
+};
+
+/// The compiled `bpf/lxc.c`.
+static LXC_OBJ: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lxc.o"));
+/// The compiled `bpf/host.c`.
+static HOST_OBJ: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/host.o"));
+
+/// Name of the host device holding the router IP.
+pub const CILIUM_HOST: &str = "cilium_host";
+/// Name of `cilium_host`'s veth peer.
+pub const CILIUM_NET: &str = "cilium_net";
 
 /// Errors of the datapath.
 #[derive(Debug, thiserror::Error)]
@@ -105,69 +131,445 @@ pub struct MetricsValue {
     pub bytes: u64,
 }
 
+/// A program of the datapath (for attaching and for packet tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Program {
+    /// `cil_from_container` (lxc veth, tc ingress).
+    FromContainer,
+    /// `cil_from_host` (`cilium_host`, tc egress).
+    FromHost,
+    /// `cil_to_host` (`cilium_host`/`cilium_net`, tc ingress).
+    ToHost,
+    /// `cil_from_netdev` (native devices, tc ingress).
+    FromNetdev,
+}
+
+impl Program {
+    /// The C function / ELF program name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FromContainer => "cil_from_container",
+            Self::FromHost => "cil_from_host",
+            Self::ToHost => "cil_to_host",
+            Self::FromNetdev => "cil_from_netdev",
+        }
+    }
+}
+
 /// The loaded datapath of one node.
+///
+/// Dropping it leaves every attached program in place (links are pinned
+/// under `<bpf_dir>/links`), so an agent that exits or is killed keeps
+/// traffic flowing; the next [`Datapath::load`] replaces the programs.
 pub struct Datapath {
-    _todo: (),
+    bpf_dir: PathBuf,
+    lxc_obj: Ebpf,
+    host_obj: Ebpf,
+    lxc: Mutex<BpfHashMap<MapData, EndpointKey, EndpointInfoRaw>>,
+    ipcache: Mutex<LpmTrie<MapData, IpcacheKeyData, RemoteEndpointInfo>>,
+    metrics: PerCpuHashMap<MapData, MetricsKeyRaw, MetricsValueRaw>,
+    events: Option<RingBuf<MapData>>,
+    /// clsact (netlink) attachments, only used when TCX is unavailable.
+    nl_links: Vec<SchedClassifierLink>,
+}
+
+fn bpf_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
+    Error::Bpf(format!("{what}: {e}"))
+}
+
+fn map_err(map: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::Map {
+        map,
+        message: e.to_string(),
+    }
+}
+
+/// Format an aya program error, keeping the verifier log.
+fn prog_err(name: &str, e: aya::programs::ProgramError) -> Error {
+    match e {
+        aya::programs::ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => Error::Bpf(format!(
+            "loading {name}: {io_error}\nverifier log:\n{verifier_log}"
+        )),
+        e => bpf_err(name, e),
+    }
+}
+
+fn endpoint_key(ip: Ipv4Addr) -> EndpointKey {
+    let mut key = EndpointKey {
+        family: c::ENDPOINT_KEY_IPV4,
+        ..Default::default()
+    };
+    key.ip[..4].copy_from_slice(&ip.octets());
+    key
+}
+
+fn ipcache_key(prefix: Ipv4Net) -> LpmKey<IpcacheKeyData> {
+    let mut data = IpcacheKeyData {
+        family: c::ENDPOINT_KEY_IPV4,
+        ..Default::default()
+    };
+    data.ip[..4].copy_from_slice(&prefix.network().octets());
+    LpmKey::new(32 + u32::from(prefix.prefix_len()), data)
+}
+
+fn mac_to_u64(mac: [u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..6].copy_from_slice(&mac);
+    u64::from_ne_bytes(b)
+}
+
+fn mac_from_u64(v: u64) -> [u8; 6] {
+    let b = v.to_ne_bytes();
+    [b[0], b[1], b[2], b[3], b[4], b[5]]
+}
+
+/// A map delete of a key that is not there.
+fn is_absent(e: &aya::maps::MapError) -> bool {
+    match e {
+        aya::maps::MapError::KeyNotFound => true,
+        aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(2),
+        _ => false,
+    }
+}
+
+fn is_not_found(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound
 }
 
 impl Datapath {
     /// Load the programs, pin or reuse maps, attach to `cilium_host`,
     /// `cilium_net` and the native devices (idempotent: re-running after a
     /// restart replaces the programs without dropping traffic).
+    ///
+    /// `cilium_host`/`cilium_net` must exist ([`net::setup_host_devices`]).
     pub fn load(cfg: &DatapathConfig) -> Result<Self> {
-        let _ = cfg;
-        todo!()
+        let mut dp = Self::open(cfg)?;
+        dp.attach_host(&cfg.native_devices)?;
+        Ok(dp)
+    }
+
+    /// Load the programs and pin or reuse the maps without attaching
+    /// anything (packet tests, or a later [`Datapath::attach_host`]).
+    pub fn open(cfg: &DatapathConfig) -> Result<Self> {
+        let dir = &cfg.bpf_dir;
+        if !dir.is_absolute() || dir.parent().is_none_or(|p| p == Path::new("/sys/fs")) {
+            return Err(Error::Other(format!(
+                "bpf_dir {} must be a subdirectory of a bpffs mount (not /sys/fs/bpf itself)",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir.join("links"))
+            .map_err(|e| Error::Other(format!("creating {}: {e}", dir.display())))?;
+        let router = u32::from_ne_bytes(cfg.router_ip.octets());
+        let load = |obj: &[u8], what: &str| -> Result<Ebpf> {
+            EbpfLoader::new()
+                .default_map_pin_directory(dir)
+                .override_global("ROUTER_IP", &router, true)
+                .load(obj)
+                .map_err(|e| bpf_err(format!("loading {what}"), e))
+        };
+        // lxc first: it creates (or reuses) the pinned maps; host reuses them.
+        let mut lxc_obj = load(LXC_OBJ, "lxc.o")?;
+        let mut host_obj = load(HOST_OBJ, "host.o")?;
+        for (obj, progs) in [
+            (&mut lxc_obj, &[Program::FromContainer][..]),
+            (
+                &mut host_obj,
+                &[Program::FromHost, Program::ToHost, Program::FromNetdev][..],
+            ),
+        ] {
+            for p in progs {
+                let prog: &mut SchedClassifier = obj
+                    .program_mut(p.name())
+                    .ok_or_else(|| Error::Bpf(format!("program {} missing", p.name())))?
+                    .try_into()
+                    .map_err(|e| bpf_err(p.name(), e))?;
+                prog.load().map_err(|e| prog_err(p.name(), e))?;
+            }
+        }
+        let take = |obj: &mut Ebpf, name: &'static str| {
+            obj.take_map(name).ok_or(Error::Map {
+                map: name,
+                message: "missing in object".into(),
+            })
+        };
+        let lxc = BpfHashMap::try_from(take(&mut lxc_obj, "cilium_lxc")?)
+            .map_err(|e| map_err("cilium_lxc", e))?;
+        let ipcache = LpmTrie::try_from(take(&mut lxc_obj, "cilium_ipcache_v2")?)
+            .map_err(|e| map_err("cilium_ipcache_v2", e))?;
+        let metrics = PerCpuHashMap::try_from(take(&mut lxc_obj, "cilium_metrics")?)
+            .map_err(|e| map_err("cilium_metrics", e))?;
+        let events = RingBuf::try_from(take(&mut lxc_obj, "cilium_events")?)
+            .map_err(|e| map_err("cilium_events", e))?;
+        Ok(Self {
+            bpf_dir: dir.clone(),
+            lxc_obj,
+            host_obj,
+            lxc: Mutex::new(lxc),
+            ipcache: Mutex::new(ipcache),
+            metrics,
+            events: Some(events),
+            nl_links: Vec::new(),
+        })
+    }
+
+    /// The per-node bpffs directory (maps pinned by name, links below
+    /// `links/`).
+    pub fn bpf_dir(&self) -> &Path {
+        &self.bpf_dir
+    }
+
+    /// Attach the host programs: `cilium_host` egress (`cil_from_host`) and
+    /// ingress (`cil_to_host`), `cilium_net` ingress (`cil_to_host`), and
+    /// `cil_from_netdev` on each native device's ingress (idempotent).
+    pub fn attach_host(&mut self, native_devices: &[String]) -> Result<()> {
+        self.attach(Program::FromHost, CILIUM_HOST, TcAttachType::Egress)?;
+        self.attach(Program::ToHost, CILIUM_HOST, TcAttachType::Ingress)?;
+        self.attach(Program::ToHost, CILIUM_NET, TcAttachType::Ingress)?;
+        for dev in native_devices {
+            self.attach(Program::FromNetdev, dev, TcAttachType::Ingress)?;
+        }
+        Ok(())
     }
 
     /// Attach the endpoint programs to a host-side veth (idempotent).
     pub fn attach_endpoint(&mut self, host_ifname: &str) -> Result<()> {
-        let _ = host_ifname;
-        todo!()
+        self.attach(Program::FromContainer, host_ifname, TcAttachType::Ingress)
     }
 
     /// Detach from a host-side veth and unpin its links (idempotent; a
     /// vanished device is fine).
     pub fn detach_endpoint(&mut self, host_ifname: &str) -> Result<()> {
-        let _ = host_ifname;
-        todo!()
+        for hook in [TcAttachType::Ingress, TcAttachType::Egress] {
+            let pin = self.link_pin(host_ifname, hook);
+            match PinnedLink::from_pin(&pin) {
+                // Unpinning and closing the last fd detaches the link.
+                Ok(link) => drop(link.unpin().map_err(|e| bpf_err(pin.display(), e))?),
+                Err(_) => match std::fs::remove_file(&pin) {
+                    Err(e) if !is_not_found(&e) => return Err(bpf_err(pin.display(), e)),
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn link_pin(&self, ifname: &str, hook: TcAttachType) -> PathBuf {
+        let hook = if hook == TcAttachType::Egress {
+            "egress"
+        } else {
+            "ingress"
+        };
+        self.bpf_dir.join("links").join(format!("{ifname}_{hook}"))
+    }
+
+    /// Attach `p` to `ifname`/`hook` with a TCX link pinned at
+    /// `<bpf_dir>/links/<ifname>_<hook>`. A previously pinned link (from an
+    /// earlier run) stays attached until the new one is in place, then the
+    /// pin is swapped atomically (rename) and the old link released: there
+    /// is no moment without a program. Falls back to clsact if TCX fails.
+    fn attach(&mut self, p: Program, ifname: &str, hook: TcAttachType) -> Result<()> {
+        let pin = self.link_pin(ifname, hook);
+        let obj = if p == Program::FromContainer {
+            &mut self.lxc_obj
+        } else {
+            &mut self.host_obj
+        };
+        let prog: &mut SchedClassifier = obj
+            .program_mut(p.name())
+            .ok_or_else(|| Error::Bpf(format!("program {} missing", p.name())))?
+            .try_into()
+            .map_err(|e| bpf_err(p.name(), e))?;
+        let id = match prog.attach(ifname, hook) {
+            Ok(id) => id,
+            Err(tcx_err) => {
+                // clsact fallback (kernels without TCX).
+                match tc::qdisc_add_clsact(ifname) {
+                    Ok(()) | Err(tc::TcError::AlreadyAttached) => {}
+                    Err(e) => {
+                        return Err(bpf_err(
+                            format!("attaching {} to {ifname}", p.name()),
+                            format!("tcx: {tcx_err}; clsact: {e}"),
+                        ));
+                    }
+                }
+                let id = prog
+                    .attach_with_options(
+                        ifname,
+                        hook,
+                        tc::TcAttachOptions::Netlink(Default::default()),
+                    )
+                    .map_err(|e| bpf_err(format!("attaching {} to {ifname}", p.name()), e))?;
+                let link = prog.take_link(id).map_err(|e| bpf_err(p.name(), e))?;
+                self.nl_links.push(link);
+                return Ok(());
+            }
+        };
+        let link = prog.take_link(id).map_err(|e| bpf_err(p.name(), e))?;
+        let fd_link = FdLink::try_from(link).map_err(|e| bpf_err(p.name(), e))?;
+        let old = PinnedLink::from_pin(&pin).ok();
+        let tmp = pin.with_extension("new");
+        match std::fs::remove_file(&tmp) {
+            Err(e) if !is_not_found(&e) => return Err(bpf_err(tmp.display(), e)),
+            _ => {}
+        }
+        let pinned = fd_link.pin(&tmp).map_err(|e| bpf_err(tmp.display(), e))?;
+        std::fs::rename(&tmp, &pin).map_err(|e| bpf_err(pin.display(), e))?;
+        drop(pinned);
+        // The old link lost its pin with the rename; closing its fd detaches it.
+        drop(old);
+        Ok(())
+    }
+
+    /// Take the reader of `cilium_events` (once; later calls fail). Must be
+    /// called inside a tokio runtime (the ring buffer fd is registered with
+    /// its reactor).
+    pub fn events(&mut self) -> Result<Events> {
+        let ring = self.events.take().ok_or(Error::Map {
+            map: "cilium_events",
+            message: "the event reader was already taken".into(),
+        })?;
+        Events::new(ring)
     }
 
     /// Insert or replace a `cilium_lxc` entry.
     pub fn lxc_upsert(&self, ip: Ipv4Addr, ep: &EndpointInfo) -> Result<()> {
-        let _ = (ip, ep);
-        todo!()
+        let value = EndpointInfoRaw {
+            ifindex: ep.ifindex,
+            lxc_id: ep.lxc_id,
+            flags: ep.flags,
+            mac: mac_to_u64(ep.mac),
+            node_mac: mac_to_u64(ep.node_mac),
+            sec_id: ep.sec_id,
+            ..Default::default()
+        };
+        self.lxc
+            .lock()
+            .expect("cilium_lxc lock")
+            .insert(endpoint_key(ip), value, 0)
+            .map_err(|e| map_err("cilium_lxc", e))
     }
 
     /// Delete a `cilium_lxc` entry (absent is fine).
     pub fn lxc_delete(&self, ip: Ipv4Addr) -> Result<()> {
-        let _ = ip;
-        todo!()
+        match self
+            .lxc
+            .lock()
+            .expect("cilium_lxc lock")
+            .remove(&endpoint_key(ip))
+        {
+            Err(e) if !is_absent(&e) => Err(map_err("cilium_lxc", e)),
+            _ => Ok(()),
+        }
     }
 
     /// Every `cilium_lxc` entry.
     pub fn lxc_dump(&self) -> Result<Vec<(Ipv4Addr, EndpointInfo)>> {
-        todo!()
+        let map = self.lxc.lock().expect("cilium_lxc lock");
+        let mut out = Vec::new();
+        for entry in map.iter() {
+            let (k, v) = entry.map_err(|e| map_err("cilium_lxc", e))?;
+            if k.family != c::ENDPOINT_KEY_IPV4 {
+                continue;
+            }
+            let ip = Ipv4Addr::new(k.ip[0], k.ip[1], k.ip[2], k.ip[3]);
+            out.push((
+                ip,
+                EndpointInfo {
+                    ifindex: v.ifindex,
+                    lxc_id: v.lxc_id,
+                    flags: v.flags,
+                    mac: mac_from_u64(v.mac),
+                    node_mac: mac_from_u64(v.node_mac),
+                    sec_id: v.sec_id,
+                },
+            ));
+        }
+        out.sort_by_key(|(ip, _)| *ip);
+        Ok(out)
     }
 
     /// Insert or replace a `cilium_ipcache_v2` entry.
     pub fn ipcache_upsert(&self, prefix: Ipv4Net, e: &IpcacheEntry) -> Result<()> {
-        let _ = (prefix, e);
-        todo!()
+        let mut value = RemoteEndpointInfo {
+            sec_identity: e.sec_identity,
+            key: e.encrypt_key,
+            ..Default::default()
+        };
+        if let Some(tep) = e.tunnel_endpoint {
+            value.tunnel_endpoint[..4].copy_from_slice(&tep.octets());
+            value.flags |= c::IPCACHE_F_HAS_TUNNEL_EP;
+        }
+        self.ipcache
+            .lock()
+            .expect("cilium_ipcache_v2 lock")
+            .insert(&ipcache_key(prefix.trunc()), value, 0)
+            .map_err(|e| map_err("cilium_ipcache_v2", e))
     }
 
     /// Delete a `cilium_ipcache_v2` entry (absent is fine).
     pub fn ipcache_delete(&self, prefix: Ipv4Net) -> Result<()> {
-        let _ = prefix;
-        todo!()
+        match self
+            .ipcache
+            .lock()
+            .expect("cilium_ipcache_v2 lock")
+            .remove(&ipcache_key(prefix.trunc()))
+        {
+            Err(e) if !is_absent(&e) => Err(map_err("cilium_ipcache_v2", e)),
+            _ => Ok(()),
+        }
     }
 
     /// Every `cilium_ipcache_v2` entry.
     pub fn ipcache_dump(&self) -> Result<Vec<(Ipv4Net, IpcacheEntry)>> {
-        todo!()
+        let map = self.ipcache.lock().expect("cilium_ipcache_v2 lock");
+        let mut out = Vec::new();
+        for entry in map.iter() {
+            let (k, v) = entry.map_err(|e| map_err("cilium_ipcache_v2", e))?;
+            let data = k.data();
+            if data.family != c::ENDPOINT_KEY_IPV4 {
+                continue;
+            }
+            let ip = Ipv4Addr::new(data.ip[0], data.ip[1], data.ip[2], data.ip[3]);
+            let len = k.prefix_len().saturating_sub(32).min(32) as u8;
+            let prefix = Ipv4Net::new(ip, len).map_err(|e| map_err("cilium_ipcache_v2", e))?;
+            let t = &v.tunnel_endpoint;
+            let has_tep = v.flags & c::IPCACHE_F_HAS_TUNNEL_EP != 0;
+            out.push((
+                prefix,
+                IpcacheEntry {
+                    sec_identity: v.sec_identity,
+                    tunnel_endpoint: has_tep.then(|| Ipv4Addr::new(t[0], t[1], t[2], t[3])),
+                    encrypt_key: v.key,
+                },
+            ));
+        }
+        out.sort_by_key(|(p, _)| *p);
+        Ok(out)
     }
 
     /// `cilium_metrics`, summed over CPUs.
     pub fn metrics_dump(&self) -> Result<Vec<(MetricsKey, MetricsValue)>> {
-        todo!()
+        let mut sums = std::collections::BTreeMap::<MetricsKey, MetricsValue>::new();
+        for entry in self.metrics.iter() {
+            let (k, per_cpu) = entry.map_err(|e| map_err("cilium_metrics", e))?;
+            let sum = sums
+                .entry(MetricsKey {
+                    reason: k.reason,
+                    dir: k.dir,
+                })
+                .or_default();
+            for v in per_cpu.iter() {
+                sum.count += v.count;
+                sum.bytes += v.bytes;
+            }
+        }
+        Ok(sums.into_iter().collect())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Host programs.
+ *
+ * cil_from_host (cilium_host tc egress): packets the stack routes to the
+ *   local pod CIDR via cilium_host are delivered to the endpoint by
+ *   redirect; others continue to cilium_net.
+ * cil_to_host (cilium_host and cilium_net tc ingress): pass to the stack,
+ *   traced.
+ * cil_from_netdev (native devices, tc ingress): pass to the stack, counted.
+ */
+#include "lib/common.h"
+#include "lib/events.h"
+#include "lib/eth.h"
+
+SEC("classifier")
+int cil_from_host(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip4 = data + ETH_HLEN;
+	struct endpoint_info *dst;
+	__u32 src_identity, saddr;
+
+	if ((void *)(ip4 + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	dst = lookup_endpoint4(ip4->daddr);
+	if (!dst || (dst->flags & ENDPOINT_F_HOST))
+		return TC_ACT_OK;
+	saddr = ip4->saddr;
+	src_identity = saddr == ROUTER_IP ? IDENTITY_HOST : lookup_identity4(saddr);
+
+	__u32 ifindex = dst->ifindex;
+	__u16 dst_id = dst->lxc_id;
+	__u32 dst_label = dst->sec_id;
+
+	if (redirect_to_endpoint(skb, dst, src_identity) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS, 0,
+				 src_identity, __LINE__, FILE_HOST);
+	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
+	send_trace(skb, TRACE_TO_LXC, 0, src_identity, dst_label, dst_id,
+		   ifindex);
+	return TC_ACT_REDIRECT;
+}
+
+SEC("classifier")
+int cil_to_host(struct __sk_buff *skb)
+{
+	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
+	send_trace(skb, TRACE_FROM_HOST, 0, IDENTITY_HOST, 0, 0, skb->ifindex);
+	return TC_ACT_OK;
+}
+
+SEC("classifier")
+int cil_from_netdev(struct __sk_buff *skb)
+{
+	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

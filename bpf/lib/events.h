@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Metrics counting and trace/drop notifications into cilium_events. */
+#ifndef CILIUM_LIB_EVENTS_H
+#define CILIUM_LIB_EVENTS_H
+
+#include "common.h"
+
+static __always_inline void update_metrics(struct __sk_buff *skb, __u8 reason,
+					   __u8 dir, __u16 line, __u8 file)
+{
+	struct metrics_key key = {};
+	struct metrics_value *val;
+
+	key.reason = reason;
+	key.dir = dir;
+	key.line = line;
+	key.file = file;
+	val = bpf_map_lookup_elem(&cilium_metrics, &key);
+	if (val) {
+		/* per-CPU: no atomics needed */
+		val->count += 1;
+		val->bytes += skb->len;
+	} else {
+		struct metrics_value init = { .count = 1, .bytes = skb->len };
+
+		bpf_map_update_elem(&cilium_metrics, &key, &init, BPF_NOEXIST);
+	}
+}
+
+/* Copy up to NOTIFY_CAPTURE_LEN bytes of the packet; returns the length. */
+static __always_inline __u16 capture(struct __sk_buff *skb, __u8 *buf)
+{
+	__u32 cap = skb->len;
+
+	if (cap > NOTIFY_CAPTURE_LEN)
+		cap = NOTIFY_CAPTURE_LEN;
+	if (cap == 0 || bpf_skb_load_bytes(skb, 0, buf, cap) < 0)
+		return 0;
+	return cap;
+}
+
+static __always_inline void send_trace(struct __sk_buff *skb, __u8 obs_point,
+				       __u16 source, __u32 src_label,
+				       __u32 dst_label, __u16 dst_id,
+				       __u32 ifindex)
+{
+	struct trace_event *ev;
+
+	ev = bpf_ringbuf_reserve(&cilium_events, sizeof(*ev), 0);
+	if (!ev)
+		return;
+	__builtin_memset(&ev->msg, 0, sizeof(ev->msg));
+	ev->msg.hdr.type = CILIUM_NOTIFY_TRACE;
+	ev->msg.hdr.subtype = obs_point;
+	ev->msg.hdr.source = source;
+	ev->msg.hdr.hash = bpf_get_hash_recalc(skb);
+	ev->msg.cap.len_orig = skb->len;
+	ev->msg.cap.version = TRACE_NOTIFY_VERSION;
+	ev->msg.src_label = src_label;
+	ev->msg.dst_label = dst_label;
+	ev->msg.dst_id = dst_id;
+	ev->msg.reason = TRACE_REASON_UNKNOWN;
+	ev->msg.ifindex = ifindex;
+	ev->msg.cap.len_cap = capture(skb, ev->data);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* Count a drop, notify it, and return TC_ACT_SHOT. */
+static __always_inline int send_drop(struct __sk_buff *skb, __u8 reason,
+				     __u8 dir, __u16 source, __u32 src_label,
+				     __u16 line, __u8 file)
+{
+	struct drop_event *ev;
+
+	update_metrics(skb, reason, dir, line, file);
+	ev = bpf_ringbuf_reserve(&cilium_events, sizeof(*ev), 0);
+	if (ev) {
+		__builtin_memset(&ev->msg, 0, sizeof(ev->msg));
+		ev->msg.hdr.type = CILIUM_NOTIFY_DROP;
+		ev->msg.hdr.subtype = reason;
+		ev->msg.hdr.source = source;
+		ev->msg.hdr.hash = bpf_get_hash_recalc(skb);
+		ev->msg.cap.len_orig = skb->len;
+		ev->msg.cap.version = DROP_NOTIFY_VERSION;
+		ev->msg.src_label = src_label;
+		ev->msg.line = line;
+		ev->msg.file = file;
+		ev->msg.ifindex = skb->ifindex;
+		ev->msg.cap.len_cap = capture(skb, ev->data);
+		bpf_ringbuf_submit(ev, 0);
+	}
+	return TC_ACT_SHOT;
+}
+
+#endif /* CILIUM_LIB_EVENTS_H */

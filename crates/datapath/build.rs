@@ -1,0 +1,82 @@
+//! Builds the BPF objects from `bpf/*.c` with clang-19 into `OUT_DIR`, and
+//! generates `abi_layout.rs` (sizes, offsets and constants of the ABI
+//! header) by compiling and running `bpf/tests/layout.c` on the host.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The BPF entry files; each becomes `<name>.o` in `OUT_DIR`.
+const OBJECTS: &[&str] = &["lxc", "host"];
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let bpf = manifest.join("../../bpf");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    println!("cargo:rerun-if-changed={}", bpf.display());
+    for dir in ["include", "lib", "tests"] {
+        println!("cargo:rerun-if-changed={}", bpf.join(dir).display());
+    }
+    for entry in std::fs::read_dir(&bpf).expect("read bpf/") {
+        println!(
+            "cargo:rerun-if-changed={}",
+            entry.expect("bpf/ entry").path().display()
+        );
+    }
+    for name in OBJECTS {
+        compile_bpf(&bpf, &out, name);
+    }
+    generate_layout(&bpf, &out);
+}
+
+fn run(cmd: &mut Command, what: &str, hint: &str) {
+    let output = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => panic!("{what}: cannot run {:?}: {e}. {hint}", cmd.get_program()),
+    };
+    if !output.status.success() {
+        panic!(
+            "{what} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn compile_bpf(bpf: &Path, out: &Path, name: &str) {
+    let src = bpf.join(format!("{name}.c"));
+    let obj = out.join(format!("{name}.o"));
+    run(
+        Command::new("clang-19")
+            .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"])
+            .arg("-I/usr/include/x86_64-linux-gnu")
+            .arg("-I")
+            .arg(bpf.join("include"))
+            .arg("-I")
+            .arg(bpf)
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj),
+        &format!("compiling {}", src.display()),
+        "clang-19 is required to build the datapath: run scripts/setup.sh (apt-get install clang-19 llvm-19 libbpf-dev)",
+    );
+}
+
+fn generate_layout(bpf: &Path, out: &Path) {
+    let exe = out.join("abi_layout");
+    run(
+        Command::new("clang-19")
+            .arg("-I")
+            .arg(bpf.join("include"))
+            .arg(bpf.join("tests/layout.c"))
+            .arg("-o")
+            .arg(&exe),
+        "compiling bpf/tests/layout.c",
+        "a host C compiler (cc) is required: run scripts/setup.sh",
+    );
+    let output = Command::new(&exe).output().expect("run abi_layout");
+    assert!(output.status.success(), "abi_layout failed");
+    std::fs::write(out.join("abi_layout.rs"), output.stdout).expect("write abi_layout.rs");
+}

@@ -1,0 +1,310 @@
+//! BPF_PROG_TEST_RUN packet tests of the programs and map round trips.
+//! They need root and a mounted bpffs (scripts/setup.sh); they fail, not
+//! skip, without them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
+
+use super::*;
+
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+const SKB_SIZE: usize = 192;
+const SKB_MARK: usize = 8;
+
+const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
+const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 20);
+const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+const NODE_MAC_A: [u8; 6] = [0x02, 0, 0, 0, 1, 0x0a];
+const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x14];
+const NODE_MAC_B: [u8; 6] = [0x02, 0, 0, 0, 1, 0x14];
+
+/// A per-test bpffs directory, removed on drop.
+struct BpfDir(PathBuf);
+
+impl BpfDir {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        Self(PathBuf::from(format!(
+            "/sys/fs/bpf/dpt{}-{n}",
+            std::process::id()
+        )))
+    }
+}
+
+impl Drop for BpfDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(dir: &BpfDir) -> DatapathConfig {
+    DatapathConfig {
+        bpf_dir: dir.0.clone(),
+        router_ip: ROUTER,
+        native_devices: vec![],
+        cluster_id: 0,
+    }
+}
+
+/// A datapath with endpoint A on ifindex 1 (the loopback device, which
+/// BPF_PROG_TEST_RUN uses as skb->dev) and endpoint B on ifindex 99.
+fn setup() -> (Datapath, BpfDir) {
+    let dir = BpfDir::new();
+    let dp = Datapath::open(&config(&dir)).expect("load datapath");
+    let a = EndpointInfo {
+        ifindex: 1,
+        lxc_id: 100,
+        flags: 0,
+        mac: MAC_A,
+        node_mac: NODE_MAC_A,
+        sec_id: 1000,
+    };
+    let b = EndpointInfo {
+        ifindex: 99,
+        lxc_id: 200,
+        flags: 0,
+        mac: MAC_B,
+        node_mac: NODE_MAC_B,
+        sec_id: 70000,
+    };
+    dp.lxc_upsert(IP_A, &a).unwrap();
+    dp.lxc_upsert(IP_B, &b).unwrap();
+    (dp, dir)
+}
+
+struct Run {
+    verdict: u32,
+    data: Vec<u8>,
+    mark: u32,
+}
+
+fn run(dp: &Datapath, p: Program, pkt: &[u8]) -> Run {
+    let obj = if p == Program::FromContainer {
+        &dp.lxc_obj
+    } else {
+        &dp.host_obj
+    };
+    let prog: &SchedClassifier = obj.program(p.name()).unwrap().try_into().unwrap();
+    let mut out = vec![0u8; pkt.len() + 256];
+    let mut ctx = [0u8; SKB_SIZE];
+    let res = prog
+        .test_run(TestRunOptions {
+            data_in: Some(pkt),
+            data_out: Some(&mut out),
+            ctx_out: Some(&mut ctx),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    out.truncate(res.data_size_out as usize);
+    let mark = u32::from_ne_bytes(ctx[SKB_MARK..SKB_MARK + 4].try_into().unwrap());
+    Run {
+        verdict: res.return_value,
+        data: out,
+        mark,
+    }
+}
+
+fn arp_request(sha: [u8; 6], sip: Ipv4Addr, tip: Ipv4Addr) -> Vec<u8> {
+    let mut p = vec![0xff; 6];
+    p.extend_from_slice(&sha);
+    p.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    p.extend_from_slice(&sha);
+    p.extend_from_slice(&sip.octets());
+    p.extend_from_slice(&[0; 6]);
+    p.extend_from_slice(&tip.octets());
+    p
+}
+
+fn csum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// Ethernet + IPv4 (ICMP echo) from `src` to `dst`.
+fn ipv4_packet(dmac: [u8; 6], smac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&dmac);
+    p.extend_from_slice(&smac);
+    p.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 1, 0, 0];
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let c = csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&ip);
+    p.extend_from_slice(&[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+    p
+}
+
+fn identity_mark(id: u32) -> u32 {
+    ((id & 0xffff) << 16) | c::MARK_MAGIC_IDENTITY | ((id >> 16) & 0xff)
+}
+
+fn metric(dp: &Datapath, reason: u8, dir: u8) -> u64 {
+    dp.metrics_dump()
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k.reason == reason && k.dir == dir)
+        .map_or(0, |(_, v)| v.count)
+}
+
+#[test]
+fn arp_request_for_gateway_is_answered_with_node_mac() {
+    let (dp, _dir) = setup();
+    let r = run(
+        &dp,
+        Program::FromContainer,
+        &arp_request(MAC_A, IP_A, ROUTER),
+    );
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    let d = &r.data;
+    assert_eq!(&d[0..6], &MAC_A, "eth dst = requester");
+    assert_eq!(&d[6..12], &NODE_MAC_A, "eth src = host veth MAC");
+    assert_eq!(&d[12..14], &[0x08, 0x06]);
+    assert_eq!(&d[20..22], &[0, 2], "ARP reply");
+    assert_eq!(&d[22..28], &NODE_MAC_A, "sha");
+    assert_eq!(&d[28..32], &ROUTER.octets(), "spa");
+    assert_eq!(&d[32..38], &MAC_A, "tha");
+    assert_eq!(&d[38..42], &IP_A.octets(), "tpa");
+    // Any other address is answered too; the pod's own is not (DAD).
+    let other = run(&dp, Program::FromContainer, &arp_request(MAC_A, IP_A, IP_B));
+    assert_eq!(other.verdict, TC_ACT_REDIRECT);
+    let own = run(&dp, Program::FromContainer, &arp_request(MAC_A, IP_A, IP_A));
+    assert_eq!(own.verdict, TC_ACT_OK);
+}
+
+#[test]
+fn ipv4_to_local_endpoint_is_redirected_with_rewritten_macs() {
+    let (mut dp, _dir) = setup();
+    let pkt = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, IP_B);
+    let r = run(&dp, Program::FromContainer, &pkt);
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    assert_eq!(&r.data[0..6], &MAC_B);
+    assert_eq!(&r.data[6..12], &NODE_MAC_B);
+    assert_eq!(r.data[14 + 8], 63, "TTL decremented");
+    assert_eq!(csum(&r.data[14..34]), 0, "IPv4 checksum still valid");
+    assert_eq!(&r.data[34..], &pkt[34..], "payload untouched");
+    assert_eq!(r.mark, identity_mark(1000));
+    assert!(metric(&dp, 0, 2) >= 1);
+
+    // The trace notification: to-endpoint 200 from endpoint 100.
+    let mut ring = dp.events.take().unwrap();
+    let item = ring.next().expect("a trace event");
+    let Some(Notification::Trace(t)) = Notification::decode(&item) else {
+        panic!("not a trace: {:?}", &item[..8]);
+    };
+    assert_eq!((t.obs_point, t.source, t.dst_id), (0, 100, 200));
+    assert_eq!((t.src_label, t.dst_label, t.ifindex), (1000, 70000, 99));
+    assert_eq!(t.len_orig as usize, pkt.len());
+    assert_eq!(&t.data[..], &r.data[..], "captured bytes");
+}
+
+#[test]
+fn ipv4_elsewhere_goes_to_the_stack() {
+    let (dp, _dir) = setup();
+    let pkt = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, Ipv4Addr::new(192, 168, 10, 101));
+    let r = run(&dp, Program::FromContainer, &pkt);
+    assert_eq!(r.verdict, TC_ACT_OK);
+    assert_eq!(r.data, pkt);
+    assert_eq!(r.mark, 0);
+}
+
+#[test]
+fn spoofed_source_is_dropped_and_counted() {
+    let (dp, _dir) = setup();
+    // Unknown source address.
+    let unknown = ipv4_packet(NODE_MAC_A, MAC_A, Ipv4Addr::new(10, 0, 0, 99), IP_B);
+    assert_eq!(
+        run(&dp, Program::FromContainer, &unknown).verdict,
+        TC_ACT_SHOT
+    );
+    // B's address arriving on A's veth.
+    let stolen = ipv4_packet(NODE_MAC_A, MAC_A, IP_B, IP_A);
+    assert_eq!(
+        run(&dp, Program::FromContainer, &stolen).verdict,
+        TC_ACT_SHOT
+    );
+    assert_eq!(metric(&dp, c::DROP_INVALID_SIP, 2), 2);
+    // IPv6 is not supported.
+    let mut v6 = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, IP_B);
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    v6.resize(14 + 40 + 8, 0); // the kernel checks for a full IPv6 header
+    assert_eq!(run(&dp, Program::FromContainer, &v6).verdict, TC_ACT_SHOT);
+    assert_eq!(metric(&dp, c::DROP_UNKNOWN_L3, 2), 1);
+}
+
+#[test]
+fn host_program_redirects_to_endpoint() {
+    let (dp, _dir) = setup();
+    let pkt = ipv4_packet([0; 6], [0; 6], ROUTER, IP_B);
+    let r = run(&dp, Program::FromHost, &pkt);
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    assert_eq!(&r.data[0..6], &MAC_B);
+    assert_eq!(&r.data[6..12], &NODE_MAC_B);
+    assert_eq!(r.data[14 + 8], 64, "no TTL change on the host path");
+    assert_eq!(r.mark, identity_mark(1));
+    let elsewhere = ipv4_packet([0; 6], [0; 6], ROUTER, Ipv4Addr::new(10, 0, 1, 5));
+    assert_eq!(run(&dp, Program::FromHost, &elsewhere).verdict, TC_ACT_OK);
+    assert_eq!(run(&dp, Program::ToHost, &pkt).verdict, TC_ACT_OK);
+    assert_eq!(run(&dp, Program::FromNetdev, &pkt).verdict, TC_ACT_OK);
+}
+
+#[test]
+fn maps_round_trip_and_survive_reload() {
+    let (dp, dir) = setup();
+    let net: Ipv4Net = "10.0.1.0/24".parse().unwrap();
+    let e = IpcacheEntry {
+        sec_identity: 2,
+        tunnel_endpoint: Some(Ipv4Addr::new(192, 168, 10, 101)),
+        encrypt_key: 0,
+    };
+    dp.ipcache_upsert(net, &e).unwrap();
+    let host: Ipv4Net = "10.0.0.1/32".parse().unwrap();
+    let h = IpcacheEntry {
+        sec_identity: 1,
+        tunnel_endpoint: None,
+        encrypt_key: 0,
+    };
+    dp.ipcache_upsert(host, &h).unwrap();
+    assert_eq!(dp.ipcache_dump().unwrap(), vec![(host, h), (net, e)]);
+
+    // A second load (agent restart) reuses the pinned maps.
+    let dp2 = Datapath::open(&config(&dir)).unwrap();
+    let eps = dp2.lxc_dump().unwrap();
+    assert_eq!(
+        eps.iter().map(|(ip, _)| *ip).collect::<Vec<_>>(),
+        vec![IP_A, IP_B]
+    );
+    assert_eq!(eps[1].1.mac, MAC_B);
+    assert_eq!(eps[1].1.sec_id, 70000);
+    assert_eq!(dp2.ipcache_dump().unwrap().len(), 2);
+
+    dp2.lxc_delete(IP_A).unwrap();
+    dp2.lxc_delete(IP_A).unwrap();
+    dp2.ipcache_delete(net).unwrap();
+    dp2.ipcache_delete(net).unwrap();
+    assert_eq!(dp.lxc_dump().unwrap().len(), 1);
+    assert_eq!(dp.ipcache_dump().unwrap(), vec![(host, h)]);
+}
+
+#[test]
+fn bare_bpffs_root_is_refused() {
+    let cfg = DatapathConfig {
+        bpf_dir: PathBuf::from("/sys/fs/bpf"),
+        router_ip: ROUTER,
+        native_devices: vec![],
+        cluster_id: 0,
+    };
+    assert!(Datapath::open(&cfg).is_err());
+}
