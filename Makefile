@@ -25,6 +25,7 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test: lint
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace -- --test-threads=2
 
 bench: build

@@ -15,6 +15,7 @@ use api::k8s_openapi::api::core::v1::{Node, Pod};
 use serde::{Deserialize, Serialize};
 use store::Store;
 
+use crate::cilium::{self, AgentPaths, Cni};
 use crate::fabric;
 use crate::procs::{self, ProcRecord, Spawn};
 use crate::topology::{Host, Role, Topology, check_lab_name};
@@ -38,6 +39,9 @@ pub struct LabState {
     pub topology: Topology,
     /// `cilium-config` keys given with `--config`.
     pub config: BTreeMap<String, String>,
+    /// The CNI the nodes use.
+    #[serde(default)]
+    pub cni: Cni,
     /// Processes started by the lab.
     pub processes: Vec<ProcRecord>,
 }
@@ -155,6 +159,8 @@ pub struct UpOptions {
     pub topology: String,
     /// `--config KEY=VALUE` pairs.
     pub config: BTreeMap<String, String>,
+    /// The CNI.
+    pub cni: Cni,
     /// Deploy the seeds' sample workloads.
     pub workloads: bool,
     /// How long to wait for readiness.
@@ -245,6 +251,7 @@ fn already_up(opts: &UpOptions, topo: &Topology) -> bool {
     };
     state.topology == *topo
         && state.config == opts.config
+        && state.cni == opts.cni
         && !state.processes.is_empty()
         && state.processes.iter().all(ProcRecord::alive)
 }
@@ -284,6 +291,7 @@ pub async fn up(opts: UpOptions) -> Result<LabState> {
         lab: opts.lab.clone(),
         topology: topo.clone(),
         config: opts.config.clone(),
+        cni: opts.cni,
         processes: Vec::new(),
     };
     state.save()?;
@@ -428,10 +436,57 @@ async fn bring_up(
                 "--cni-conf-dir".into(),
                 paths.cni_conf_dir(&h.name).display().to_string(),
             ];
+            let mut argv = argv;
+            match state.cni {
+                Cni::Bridge => argv.extend(["--cni-mode".into(), "bridge".into()]),
+                Cni::Cilium => {
+                    let bin_dir = cilium::sibling_binary("cilium-cni")?
+                        .parent()
+                        .expect("a file has a parent")
+                        .display()
+                        .to_string();
+                    argv.extend(["--cni-mode".into(), "external".into()]);
+                    argv.extend(["--cni-bin-dir".into(), bin_dir]);
+                }
+            }
+            argv.extend(["--cni-bin-dir".into(), "/usr/lib/cni".into()]);
             start(state, paths, h, "kubelet", &node_dir, &argv)?;
         }
         state.save()
     })?;
+    if state.cni == Cni::Cilium {
+        progress.step("cilium-operator and cilium-agents", || {
+            for c in &topo.clusters {
+                let cfg = cilium::cluster_config(c, &state.config);
+                let cp = topo.control_plane(&c.name);
+                let argv = cilium::operator_argv(
+                    paths,
+                    &c.name,
+                    &format!("http://127.0.0.1:{ETCD_PORT}"),
+                    &cfg,
+                )?;
+                start(state, paths, cp, "cilium-operator", &paths.root(), &argv)?;
+                for h in topo.nodes().filter(|h| topo.cluster_of(h).name == c.name) {
+                    let argv = cilium::agent_argv(paths, h, &etcd_network_endpoint(cp), &cfg)?;
+                    start(
+                        state,
+                        paths,
+                        h,
+                        "cilium-agent",
+                        &paths.node_dir(&h.name),
+                        &argv,
+                    )?;
+                }
+            }
+            state.save()
+        })?;
+        progress
+            .step_async(
+                "waiting for the agents to be ready",
+                wait_agents_ready(state, opts.timeout),
+            )
+            .await?;
+    }
 
     for (c, store) in topo.clusters.iter().zip(&stores) {
         let names: Vec<String> = topo
@@ -501,6 +556,32 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Wait until every agent wrote its CNI configuration (its readiness
+/// signal); fail early, with the end of its log, if one exits.
+async fn wait_agents_ready(state: &LabState, timeout: Duration) -> Result<()> {
+    let paths = LabPaths::new(&state.lab);
+    wait_for("the agents to be ready", timeout, || async {
+        for p in state
+            .processes
+            .iter()
+            .filter(|p| p.name == "cilium-agent" || p.name == "cilium-operator")
+        {
+            if !p.alive() {
+                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                bail!("{} on {} exited:\n{}", p.name, p.host, tail.join("\n"));
+            }
+        }
+        let ready = state
+            .topology
+            .nodes()
+            .all(|h| AgentPaths::new(&paths, &h.name).conflist.exists());
+        Ok(ready.then_some(()))
+    })
+    .await
 }
 
 async fn wait_store(state: &LabState, cluster: &str, timeout: Duration) -> Result<Store> {

@@ -3,6 +3,7 @@
 //! its own minimal cluster control plane and pod runtime, and kubectl-like
 //! verbs to use it.
 
+mod cilium;
 mod cli;
 mod controlplane;
 mod fabric;
@@ -56,6 +57,9 @@ enum Command {
         /// Also deploy the seeds' sample workloads (webpod ×3 + Service, curl-pod).
         #[arg(long)]
         workloads: bool,
+        /// The nodes' CNI: our agents (`cilium`) or Debian's reference plugins (`bridge`).
+        #[arg(long, value_enum, default_value = "bridge")]
+        cni: cilium::Cni,
         /// How long to wait for each readiness step.
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         timeout: Duration,
@@ -248,6 +252,12 @@ enum Internal {
         /// CNI configuration directory.
         #[arg(long)]
         cni_conf_dir: PathBuf,
+        /// Who writes the CNI configuration.
+        #[arg(long, value_enum, default_value = "bridge")]
+        cni_mode: runtime::kubelet::CniMode,
+        /// CNI plugin directories (repeatable).
+        #[arg(long = "cni-bin-dir", default_value = "/usr/lib/cni")]
+        cni_bin_dirs: Vec<PathBuf>,
     },
     /// Enter namespaces and a cgroup, then exec a command.
     Sandbox(runtime::sandbox::SandboxArgs),
@@ -339,6 +349,7 @@ fn run(cli: Cli) -> Result<i32> {
             topology,
             config,
             workloads,
+            cni,
             timeout,
         } => {
             let config = parse_config(&config)?;
@@ -347,6 +358,7 @@ fn run(cli: Cli) -> Result<i32> {
                     lab: cli.lab.clone(),
                     topology,
                     config,
+                    cni,
                     workloads,
                     timeout,
                 })
@@ -409,6 +421,8 @@ async fn run_internal(internal: Internal) -> Result<()> {
             state_dir,
             cgroup,
             cni_conf_dir,
+            cni_mode,
+            cni_bin_dirs,
         } => {
             let store = store::Store::etcd(&[etcd]).await?;
             runtime::kubelet::run(
@@ -420,8 +434,8 @@ async fn run_internal(internal: Internal) -> Result<()> {
                     state_dir,
                     cgroup,
                     cni_conf_dir,
-                    cni_bin_dirs: vec![PathBuf::from("/usr/lib/cni")],
-                    cni_mode: runtime::kubelet::CniMode::Bridge,
+                    cni_bin_dirs,
+                    cni_mode,
                     self_exe: std::env::current_exe()?,
                 },
             )

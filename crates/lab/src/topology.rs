@@ -43,6 +43,9 @@ pub struct ClusterSpec {
     /// The cluster DNS service IP (reserved in the service range).
     #[serde(default = "default_dns_ip")]
     pub dns_ip: Ipv4Addr,
+    /// Pod CIDR for `ipam: cluster-pool` (the agents' default IPAM).
+    #[serde(default = "default_cluster_pool_cidr")]
+    pub cluster_pool_cidr: Ipv4Net,
 }
 
 /// The role of a host.
@@ -137,7 +140,11 @@ fn default_clusters() -> Vec<ClusterSpec> {
         pod_cidr: default_pod_cidr(),
         service_cidr: default_service_cidr(),
         dns_ip: default_dns_ip(),
+        cluster_pool_cidr: default_cluster_pool_cidr(),
     }]
+}
+fn default_cluster_pool_cidr() -> Ipv4Net {
+    "172.20.0.0/16".parse().expect("valid literal")
 }
 fn default_pod_cidr() -> Ipv4Net {
     "10.244.0.0/16".parse().expect("valid literal")

@@ -13,6 +13,7 @@ use serde_json::Value;
 use store::Store;
 
 use super::{Selector, namespace_for};
+use crate::cilium::AgentPaths;
 use crate::fabric;
 use crate::lab::{LabPaths, LabState, wait_for};
 use crate::runtime::SandboxRecord;
@@ -107,7 +108,19 @@ pub async fn exec(state: &LabState, store: &Store, target: &Target, cmd: &[Strin
     args.push("--".into());
     args.extend(cmd.iter().cloned());
     let exe = std::env::current_exe()?;
-    let status = tokio::task::spawn_blocking(move || Command::new(exe).args(args).status())
+    let mut command = Command::new(&exe);
+    command.args(args);
+    if let Target::Host(host) = target {
+        // On a node, `cilium-dbg` finds that node's agent, and the
+        // project's binaries are on PATH like on a real node.
+        let socket = AgentPaths::new(&LabPaths::new(&state.lab), host).socket;
+        command.env("CILIUM_SOCK", socket);
+        if let Some(dir) = exe.parent() {
+            let path = std::env::var("PATH").unwrap_or_default();
+            command.env("PATH", format!("{}:{path}", dir.display()));
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || command.status())
         .await?
         .context("cannot run the sandbox helper")?;
     Ok(status.code().unwrap_or(128 + status_signal(&status)))
