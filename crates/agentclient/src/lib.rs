@@ -22,5 +22,5 @@
 mod client;
 mod types;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, DEFAULT_SOCKET_PATH, DEFAULT_TIMEOUT};
 pub use types::*;

@@ -39,6 +39,10 @@ pub struct CniAddRequest {
     pub pod_name: String,
     /// K8S_POD_UID.
     pub pod_uid: String,
+    /// MTU asked for by the network config's `mtu` key; `None` leaves the
+    /// agent's choice (absent on the wire then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
 }
 
 /// Result of an ADD, turned into a CNI result by the plugin.
