@@ -363,6 +363,8 @@ impl Datapath {
         } else {
             "ingress"
         };
+        // bpffs rejects '.' in names; ':' cannot occur in an ifname.
+        let ifname = ifname.replace('.', ":");
         self.bpf_dir.join("links").join(format!("{ifname}_{hook}"))
     }
 
@@ -411,7 +413,9 @@ impl Datapath {
         let link = prog.take_link(id).map_err(|e| bpf_err(p.name(), e))?;
         let fd_link = FdLink::try_from(link).map_err(|e| bpf_err(p.name(), e))?;
         let old = PinnedLink::from_pin(&pin).ok();
-        let tmp = pin.with_extension("new");
+        let mut tmp = pin.clone().into_os_string();
+        tmp.push("_new");
+        let tmp = PathBuf::from(tmp);
         match std::fs::remove_file(&tmp) {
             Err(e) if !is_not_found(&e) => return Err(bpf_err(tmp.display(), e)),
             _ => {}
