@@ -1,0 +1,434 @@
+//! The ipcache: which security identity every IP prefix has.
+//!
+//! [`compute`] is the controller, a pure function of its inputs (local
+//! endpoints, this node's addresses, other nodes' `CiliumNode`s and
+//! `CiliumEndpoint`s) producing the desired table; [`diff`] turns desired
+//! vs. the map's content into upserts and deletes, which the reconciler
+//! task in [`crate::daemon`] applies to `cilium_ipcache_v2`.
+//!
+//! When several sources name one prefix, the most specific wins: a local
+//! endpoint, then a remote endpoint (CEP), then a node address, then a pod
+//! CIDR, then the `0.0.0.0/0` world entry.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use api::cilium::endpoint::CiliumEndpoint;
+use api::cilium::node::CiliumNode;
+use ipnet::Ipv4Net;
+
+/// Where an ipcache row came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    /// The `0.0.0.0/0` default.
+    Reserved,
+    /// A CiliumNode's address or pod CIDR (`custom-resource`).
+    NodeResource,
+    /// A node's InternalIP (`kube-apiserver`, as upstream learns it from
+    /// the Node object).
+    KubeApiserver,
+    /// A CiliumEndpoint of another node.
+    CustomResource,
+    /// This node's own addresses and endpoints.
+    Local,
+}
+
+impl Source {
+    /// The name `cilium-dbg ip list` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Reserved => "reserved",
+            Source::NodeResource | Source::CustomResource => "custom-resource",
+            Source::KubeApiserver => "kube-apiserver",
+            Source::Local => "local",
+        }
+    }
+
+    /// Precedence when sources collide (higher wins).
+    fn rank(self) -> u8 {
+        match self {
+            Source::Reserved => 0,
+            Source::NodeResource => 1,
+            Source::KubeApiserver => 2,
+            Source::CustomResource => 3,
+            Source::Local => 4,
+        }
+    }
+}
+
+/// One desired ipcache row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpcacheRow {
+    /// Security identity.
+    pub identity: u32,
+    /// Where it came from.
+    pub source: Source,
+    /// Node hosting the prefix, when known.
+    pub host_ip: Option<Ipv4Addr>,
+    /// Identity labels when the source carries them (endpoints); reserved
+    /// identities are labelled at render time.
+    pub labels: Vec<String>,
+}
+
+/// The desired ipcache.
+pub type IpcacheTable = BTreeMap<Ipv4Net, IpcacheRow>;
+
+/// A local endpoint, as the ipcache needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEndpoint {
+    /// Its IP.
+    pub ip: Ipv4Addr,
+    /// Its identity.
+    pub identity: u32,
+    /// Its identity labels.
+    pub labels: Vec<String>,
+}
+
+/// This node's addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalNode {
+    /// Node name (its CiliumNode is skipped).
+    pub name: String,
+    /// InternalIP.
+    pub internal_ip: Option<Ipv4Addr>,
+    /// Router IP (CiliumInternalIP).
+    pub router_ip: Option<Ipv4Addr>,
+    /// Health IP.
+    pub health_ip: Option<Ipv4Addr>,
+    /// Other addresses on local interfaces (all `reserved:host`).
+    pub other_ips: Vec<Ipv4Addr>,
+}
+
+fn host32(ip: Ipv4Addr) -> Ipv4Net {
+    Ipv4Net::new(ip, 32).expect("/32 is valid")
+}
+
+fn put(table: &mut IpcacheTable, prefix: Ipv4Net, row: IpcacheRow) {
+    match table.get(&prefix) {
+        Some(old) if old.source.rank() >= row.source.rank() => {}
+        _ => {
+            table.insert(prefix, row);
+        }
+    }
+}
+
+fn row(identity: u32, source: Source, host_ip: Option<Ipv4Addr>) -> IpcacheRow {
+    IpcacheRow {
+        identity,
+        source,
+        host_ip,
+        labels: Vec::new(),
+    }
+}
+
+/// InternalIP and CiliumInternalIP of a CiliumNode.
+pub fn node_addresses(node: &CiliumNode) -> (Option<Ipv4Addr>, Option<Ipv4Addr>) {
+    let find = |ty: &str| {
+        node.spec
+            .addresses
+            .iter()
+            .flatten()
+            .find(|a| a.type_ == ty)
+            .and_then(|a| a.ip.parse::<Ipv4Addr>().ok())
+    };
+    (find("InternalIP"), find("CiliumInternalIP"))
+}
+
+/// Pod CIDRs of a CiliumNode (IPv4 only; unparsable ones skipped).
+pub fn node_pod_cidrs(node: &CiliumNode) -> Vec<Ipv4Net> {
+    node.spec
+        .ipam
+        .iter()
+        .flat_map(|i| i.pod_cidrs.iter().flatten())
+        .filter_map(|c| c.parse::<Ipv4Net>().ok())
+        .map(|c| c.trunc())
+        .collect()
+}
+
+/// The desired ipcache.
+pub fn compute(
+    local: &LocalNode,
+    endpoints: &[LocalEndpoint],
+    nodes: &[CiliumNode],
+    ceps: &[CiliumEndpoint],
+) -> IpcacheTable {
+    let mut t = IpcacheTable::new();
+    put(
+        &mut t,
+        Ipv4Net::default(),
+        row(identity::WORLD, Source::Reserved, None),
+    );
+    for node in nodes
+        .iter()
+        .filter(|n| n.metadata.name.as_deref() != Some(local.name.as_str()))
+    {
+        let (internal, cilium_internal) = node_addresses(node);
+        if internal.is_some() && internal == local.internal_ip {
+            continue;
+        }
+        for cidr in node_pod_cidrs(node) {
+            put(
+                &mut t,
+                cidr,
+                row(identity::WORLD, Source::NodeResource, internal),
+            );
+        }
+        if let Some(ip) = internal {
+            put(
+                &mut t,
+                host32(ip),
+                row(identity::REMOTE_NODE, Source::KubeApiserver, Some(ip)),
+            );
+        }
+        if let Some(ip) = cilium_internal {
+            put(
+                &mut t,
+                host32(ip),
+                row(identity::REMOTE_NODE, Source::NodeResource, internal),
+            );
+        }
+    }
+    for cep in ceps {
+        let Some(status) = &cep.status else { continue };
+        let Some(net) = &status.networking else {
+            continue;
+        };
+        let node_ip = net.node.as_deref().and_then(|n| n.parse::<Ipv4Addr>().ok());
+        if node_ip.is_some() && node_ip == local.internal_ip {
+            continue; // ours: the local endpoint table is authoritative
+        }
+        let Some(ident) = &status.identity else {
+            continue;
+        };
+        let Ok(identity) = u32::try_from(ident.id) else {
+            continue;
+        };
+        for ip in net
+            .addressing
+            .iter()
+            .filter_map(|a| a.ipv4.as_deref())
+            .filter_map(|a| a.parse::<Ipv4Addr>().ok())
+        {
+            let mut r = row(identity, Source::CustomResource, node_ip);
+            r.labels = ident.labels.clone().unwrap_or_default();
+            put(&mut t, host32(ip), r);
+        }
+    }
+    let host_ips = local
+        .internal_ip
+        .iter()
+        .chain(local.router_ip.iter())
+        .chain(local.other_ips.iter());
+    for ip in host_ips {
+        put(
+            &mut t,
+            host32(*ip),
+            row(identity::HOST, Source::Local, None),
+        );
+    }
+    if let Some(ip) = local.health_ip {
+        put(
+            &mut t,
+            host32(ip),
+            row(identity::HEALTH, Source::Local, local.internal_ip),
+        );
+    }
+    for ep in endpoints {
+        let mut r = row(ep.identity, Source::Local, local.internal_ip);
+        r.labels = ep.labels.clone();
+        put(&mut t, host32(ep.ip), r);
+    }
+    t
+}
+
+/// The map value of a row (native routing: no tunnel endpoint).
+pub fn map_entry(row: &IpcacheRow) -> datapath::IpcacheEntry {
+    datapath::IpcacheEntry {
+        sec_identity: row.identity,
+        tunnel_endpoint: None,
+        encrypt_key: 0,
+    }
+}
+
+/// What to do to the map so it matches `desired`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpcacheOps {
+    /// Insert or replace.
+    pub upsert: Vec<(Ipv4Net, datapath::IpcacheEntry)>,
+    /// Delete.
+    pub delete: Vec<Ipv4Net>,
+}
+
+/// Compare the desired table with the map's content.
+pub fn diff(desired: &IpcacheTable, actual: &[(Ipv4Net, datapath::IpcacheEntry)]) -> IpcacheOps {
+    let actual: BTreeMap<Ipv4Net, datapath::IpcacheEntry> = actual.iter().cloned().collect();
+    let mut ops = IpcacheOps::default();
+    for (prefix, row) in desired {
+        let want = map_entry(row);
+        if actual.get(prefix) != Some(&want) {
+            ops.upsert.push((*prefix, want));
+        }
+    }
+    ops.delete = actual
+        .keys()
+        .filter(|p| !desired.contains_key(p))
+        .copied()
+        .collect();
+    ops
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use api::cilium::endpoint::{EndpointIdentity, EndpointNetworking, EndpointStatus};
+    use api::cilium::node::{AddressPair, CiliumNodeSpec, IpamSpec, NodeAddress};
+    use api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    pub(crate) fn cnode(name: &str, internal: &str, router: &str, cidr: &str) -> CiliumNode {
+        CiliumNode {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: CiliumNodeSpec {
+                addresses: Some(vec![
+                    NodeAddress {
+                        type_: "InternalIP".into(),
+                        ip: internal.into(),
+                    },
+                    NodeAddress {
+                        type_: "CiliumInternalIP".into(),
+                        ip: router.into(),
+                    },
+                ]),
+                ipam: Some(IpamSpec {
+                    pod_cidrs: Some(vec![cidr.into()]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            status: None,
+        }
+    }
+
+    fn cep(name: &str, ip: &str, node: &str, id: i64) -> CiliumEndpoint {
+        CiliumEndpoint {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            status: Some(EndpointStatus {
+                identity: Some(EndpointIdentity {
+                    id,
+                    labels: Some(vec!["k8s:app=webpod".into()]),
+                }),
+                networking: Some(EndpointNetworking {
+                    addressing: vec![AddressPair {
+                        ipv4: Some(ip.into()),
+                        ipv6: None,
+                    }],
+                    node: Some(node.into()),
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn n(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    fn local() -> LocalNode {
+        LocalNode {
+            name: "k8s-ctr".into(),
+            internal_ip: Some("192.168.10.100".parse().unwrap()),
+            router_ip: Some("172.20.0.1".parse().unwrap()),
+            health_ip: Some("172.20.0.2".parse().unwrap()),
+            other_ips: vec!["10.0.2.15".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn computes_every_source() {
+        let nodes = vec![
+            cnode("k8s-ctr", "192.168.10.100", "172.20.0.1", "172.20.0.0/24"),
+            cnode("k8s-w1", "192.168.10.101", "172.20.1.1", "172.20.1.0/24"),
+        ];
+        let ceps = vec![
+            cep("web-1", "172.20.1.7", "192.168.10.101", 12564),
+            cep("mine-stale", "172.20.0.99", "192.168.10.100", 12564),
+        ];
+        let eps = vec![LocalEndpoint {
+            ip: "172.20.0.5".parse().unwrap(),
+            identity: 300,
+            labels: vec!["k8s:app=curl".into()],
+        }];
+        let t = compute(&local(), &eps, &nodes, &ceps);
+        let get = |p: &str| t.get(&n(p)).cloned().unwrap();
+        assert_eq!(get("0.0.0.0/0").identity, identity::WORLD);
+        assert_eq!(get("0.0.0.0/0").source.as_str(), "reserved");
+        assert_eq!(get("172.20.1.0/24").identity, identity::WORLD);
+        assert_eq!(get("192.168.10.101/32").identity, identity::REMOTE_NODE);
+        assert_eq!(get("192.168.10.101/32").source.as_str(), "kube-apiserver");
+        assert_eq!(get("172.20.1.1/32").identity, identity::REMOTE_NODE);
+        assert_eq!(get("172.20.1.1/32").source.as_str(), "custom-resource");
+        assert_eq!(get("172.20.1.7/32").identity, 12564);
+        assert_eq!(get("172.20.1.7/32").labels, vec!["k8s:app=webpod"]);
+        assert_eq!(
+            get("172.20.1.7/32").host_ip,
+            Some("192.168.10.101".parse().unwrap())
+        );
+        assert_eq!(get("192.168.10.100/32").identity, identity::HOST);
+        assert_eq!(get("172.20.0.1/32").identity, identity::HOST);
+        assert_eq!(get("10.0.2.15/32").identity, identity::HOST);
+        assert_eq!(get("172.20.0.2/32").identity, identity::HEALTH);
+        assert_eq!(get("172.20.0.5/32").identity, 300);
+        assert_eq!(get("172.20.0.5/32").source.as_str(), "local");
+        // Our own CiliumNode's pod CIDR and our own CEPs are not remote.
+        assert!(!t.contains_key(&n("172.20.0.0/24")));
+        assert!(!t.contains_key(&n("172.20.0.99/32")));
+        assert_eq!(t.len(), 10);
+    }
+
+    #[test]
+    fn local_endpoint_beats_a_stale_remote_cep() {
+        let ceps = vec![cep("moved", "172.20.0.5", "192.168.10.101", 999)];
+        let eps = vec![LocalEndpoint {
+            ip: "172.20.0.5".parse().unwrap(),
+            identity: 300,
+            labels: vec![],
+        }];
+        let t = compute(&local(), &eps, &[], &ceps);
+        assert_eq!(t[&n("172.20.0.5/32")].identity, 300);
+    }
+
+    #[test]
+    fn diff_upserts_changed_and_deletes_stale() {
+        let mut desired = IpcacheTable::new();
+        desired.insert(n("0.0.0.0/0"), row(2, Source::Reserved, None));
+        desired.insert(n("10.0.0.1/32"), row(300, Source::Local, None));
+        desired.insert(n("10.0.0.2/32"), row(301, Source::Local, None));
+        let actual = vec![
+            (n("0.0.0.0/0"), map_entry(&row(2, Source::Reserved, None))),
+            (n("10.0.0.1/32"), map_entry(&row(299, Source::Local, None))),
+            (n("10.0.0.9/32"), map_entry(&row(5, Source::Local, None))),
+        ];
+        let ops = diff(&desired, &actual);
+        assert_eq!(
+            ops.upsert
+                .iter()
+                .map(|(p, e)| (p.to_string(), e.sec_identity))
+                .collect::<Vec<_>>(),
+            vec![
+                ("10.0.0.1/32".to_string(), 300),
+                ("10.0.0.2/32".to_string(), 301)
+            ]
+        );
+        assert_eq!(ops.delete, vec![n("10.0.0.9/32")]);
+        // Converged: nothing to do.
+        let applied: Vec<_> = desired.iter().map(|(p, r)| (*p, map_entry(r))).collect();
+        assert_eq!(diff(&desired, &applied), IpcacheOps::default());
+    }
+}

@@ -1,0 +1,114 @@
+//! `cilium-agent`: one per node, inside the node's network namespace.
+//! Parses flags and the `cilium-config` key set, validates them (exiting
+//! with a clear message on any bad, unknown, contradictory or not yet
+//! supported key), sets up logging and runs [`daemon::run`].
+
+mod api;
+mod cni;
+mod config;
+mod daemon;
+mod endpoint;
+mod ipcache;
+mod metrics;
+mod node;
+mod plumbing;
+mod routes;
+mod state;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cilium-agent",
+    version,
+    about = "Cilium agent (Rust implementation)"
+)]
+struct Flags {
+    /// This node's name.
+    #[arg(long, env = "K8S_NODE_NAME")]
+    node_name: String,
+    /// etcd endpoint of the cluster store (repeatable, or comma-separated).
+    #[arg(long, value_name = "ENDPOINT", value_delimiter = ',', required = true)]
+    etcd: Vec<String>,
+    /// Directory with one file per cilium-config key (a mounted ConfigMap).
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// A cilium-config key, overriding the directory (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// REST API socket.
+    #[arg(long, default_value = "/var/run/cilium/cilium.sock")]
+    socket_path: PathBuf,
+    /// Where endpoints and IP allocations are persisted.
+    #[arg(long, default_value = "/var/run/cilium/state")]
+    state_dir: PathBuf,
+    /// This node's bpffs directory (e.g. /sys/fs/bpf/<lab>/<node>).
+    #[arg(long)]
+    bpf_root: PathBuf,
+    /// Native (node-to-node) device.
+    #[arg(long, default_value = "eth1")]
+    native_device: String,
+}
+
+fn load_config(flags: &Flags) -> Result<config::AgentConfig, config::ConfigError> {
+    let base = match &flags.config_dir {
+        Some(dir) => config::read_config_dir(dir)?,
+        None => Default::default(),
+    };
+    let map = config::apply_overrides(base, &flags.config)?;
+    config::AgentConfig::from_map(&map)
+}
+
+fn init_logging(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let cfg = match load_config(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cilium-agent: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cfg.debug);
+    tracing::info!(node = %flags.node_name, config = ?cfg.effective, "starting cilium-agent");
+    let settings = daemon::Settings {
+        node_name: flags.node_name,
+        etcd: flags.etcd,
+        socket_path: flags.socket_path,
+        state_dir: flags.state_dir,
+        bpf_root: flags.bpf_root,
+        native_device: flags.native_device,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cilium-agent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(settings, cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cilium-agent failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `GET /v1/status`: a pure rendering of the agent's state into the
+//! lines `cilium-dbg status` prints.
+
+use agentclient::StatusResponse;
+
+use crate::cni::EndpointSnapshot;
+use crate::config::{AgentConfig, RoutingMode};
+
+/// Facts the status needs beyond config and endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusInputs {
+    /// etcd endpoints of the store.
+    pub kvstore_endpoints: String,
+    /// Whether the last store operation succeeded.
+    pub store_ok: bool,
+    /// The last store error, if any.
+    pub store_error: Option<String>,
+    /// The CNI config file written, if any.
+    pub cni_conf: Option<String>,
+    /// Controllers (reconciler tasks) running / healthy.
+    pub controllers: (usize, usize),
+    /// Native devices.
+    pub devices: Vec<String>,
+}
+
+/// The agent's version line.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Render the status.
+pub fn render(cfg: &AgentConfig, snap: &EndpointSnapshot, inputs: &StatusInputs) -> StatusResponse {
+    let kvstore = if inputs.store_ok {
+        format!(
+            "Ok   etcd: 1/1 connected: {} - 3.4",
+            inputs.kvstore_endpoints
+        )
+    } else {
+        format!(
+            "Failure   etcd: {}: {}",
+            inputs.kvstore_endpoints,
+            inputs.store_error.as_deref().unwrap_or("unreachable")
+        )
+    };
+    let kubernetes = if inputs.store_ok {
+        "Ok   1.33 (lab control plane)".to_string()
+    } else {
+        "Disabled".to_string()
+    };
+    let routing = match cfg.routing_mode {
+        RoutingMode::Native => "Network: Native   Host: BPF".to_string(),
+        RoutingMode::Tunnel => "Network: Tunnel [vxlan]   Host: BPF".to_string(),
+    };
+    let masquerading = if cfg.enable_ipv4_masquerade {
+        "Disabled (not implemented yet)".to_string()
+    } else {
+        "Disabled".to_string()
+    };
+    let cni_config = match &inputs.cni_conf {
+        Some(p) => p.clone(),
+        None => "none".to_string(),
+    };
+    StatusResponse {
+        kvstore,
+        kubernetes,
+        kube_proxy_replacement: "False".to_string(),
+        cni_config,
+        cilium: format!("Ok   {VERSION} (v{VERSION})"),
+        ipam_cidr: snap
+            .cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        ipam_capacity: snap.capacity,
+        ipam_allocated: snap
+            .allocated
+            .iter()
+            .map(|(ip, owner)| (ip.to_string(), owner.clone()))
+            .collect(),
+        routing,
+        attach_mode: "TCX".to_string(),
+        device_mode: "veth".to_string(),
+        masquerading,
+        controllers: format!("{}/{} healthy", inputs.controllers.1, inputs.controllers.0),
+        identity_range: (identity::MIN_GLOBAL, identity::MAX_GLOBAL),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn cfg() -> AgentConfig {
+        let m: BTreeMap<String, String> = [
+            ("ipv4-native-routing-cidr", "172.20.0.0/16"),
+            ("enable-ipv4-masquerade", "false"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        AgentConfig::from_map(&m).unwrap()
+    }
+
+    #[test]
+    fn renders_ipam_and_routing_lines() {
+        let snap = EndpointSnapshot {
+            endpoints: vec![],
+            cidrs: vec!["172.20.0.0/24".parse().unwrap()],
+            capacity: 254,
+            allocated: [
+                ("172.20.0.1".parse().unwrap(), "router".to_string()),
+                ("172.20.0.2".parse().unwrap(), "health".to_string()),
+            ]
+            .into(),
+        };
+        let inputs = StatusInputs {
+            kvstore_endpoints: "http://192.168.10.100:2379".into(),
+            store_ok: true,
+            store_error: None,
+            cni_conf: Some("/etc/cni/net.d/05-cilium.conflist".into()),
+            controllers: (3, 3),
+            devices: vec!["eth1".into()],
+        };
+        let s = render(&cfg(), &snap, &inputs);
+        assert_eq!(s.routing, "Network: Native   Host: BPF");
+        assert_eq!(s.attach_mode, "TCX");
+        assert_eq!(s.device_mode, "veth");
+        assert_eq!(s.ipam_cidr, "172.20.0.0/24");
+        assert_eq!(s.ipam_capacity, 254);
+        assert_eq!(s.ipam_allocated["172.20.0.1"], "router");
+        assert_eq!(s.ipam_allocated.len(), 2);
+        assert_eq!(
+            s.kvstore,
+            "Ok   etcd: 1/1 connected: http://192.168.10.100:2379 - 3.4"
+        );
+        assert!(s.kubernetes.starts_with("Ok"));
+        assert_eq!(s.controllers, "3/3 healthy");
+        assert_eq!(s.identity_range, (256, 65535));
+        assert_eq!(s.masquerading, "Disabled");
+        assert_eq!(s.kube_proxy_replacement, "False");
+
+        let down = StatusInputs {
+            store_ok: false,
+            store_error: Some("connection refused".into()),
+            ..inputs
+        };
+        let s = render(&cfg(), &snap, &down);
+        assert_eq!(
+            s.kvstore,
+            "Failure   etcd: http://192.168.10.100:2379: connection refused"
+        );
+    }
+}
