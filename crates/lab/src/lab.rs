@@ -519,19 +519,40 @@ fn start(
     cwd: &Path,
     argv: &[String],
 ) -> Result<()> {
-    let log = paths.logs().join(format!("{}-{name}.log", host.name));
-    let netns = fabric::netns_name(&state.lab, &host.name);
     let rec = procs::spawn(&Spawn {
-        name,
-        host: &host.name,
-        netns: &netns,
-        cgroup: &paths.cgroup(&host.name),
-        cwd,
-        log: &log,
-        argv,
+        name: name.to_string(),
+        host: host.name.clone(),
+        netns: fabric::netns_name(&state.lab, &host.name),
+        cgroup: paths.cgroup(&host.name),
+        cwd: cwd.to_path_buf(),
+        log: paths.logs().join(format!("{}-{name}.log", host.name)),
+        argv: argv.to_vec(),
     })?;
     state.processes.push(rec);
     Ok(())
+}
+
+/// `restart HOST/PROCESS`: stop the process if it still runs, start it
+/// again with the same command line, record the new PID.
+pub fn restart(lab: &str, target: &str) -> Result<String> {
+    let mut state = LabState::load(lab)?;
+    let Some((host, name)) = target.split_once('/') else {
+        bail!("expected HOST/PROCESS (e.g. k8s-ctr/cilium-agent), got {target:?}");
+    };
+    let Some(i) = state
+        .processes
+        .iter()
+        .position(|p| p.spec.host == host && p.spec.name == name)
+    else {
+        bail!("lab {lab:?} has no process {name:?} on {host:?}");
+    };
+    let old = state.processes[i].clone();
+    old.stop(Duration::from_secs(5));
+    let new = procs::spawn(&old.spec)?;
+    let line = format!("{host}/{name} restarted (pid {} -> {})", old.pid, new.pid);
+    state.processes[i] = new;
+    state.save()?;
+    Ok(line)
 }
 
 /// Poll `f` until it yields `Some`, or fail with `what` at the deadline.
@@ -566,13 +587,18 @@ async fn wait_agents_ready(state: &LabState, timeout: Duration) -> Result<()> {
         for p in state
             .processes
             .iter()
-            .filter(|p| p.name == "cilium-agent" || p.name == "cilium-operator")
+            .filter(|p| p.spec.name == "cilium-agent" || p.spec.name == "cilium-operator")
         {
             if !p.alive() {
-                let log = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let log = std::fs::read_to_string(&p.spec.log).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!("{} on {} exited:\n{}", p.name, p.host, tail.join("\n"));
+                bail!(
+                    "{} on {} exited:\n{}",
+                    p.spec.name,
+                    p.spec.host,
+                    tail.join("\n")
+                );
             }
         }
         let ready = state
@@ -739,7 +765,7 @@ fn teardown(lab: &str) -> Teardown {
     if let Ok(state) = LabState::load(lab) {
         // Kubelets first so they do not react to the others going away.
         let mut procs = state.processes.clone();
-        procs.sort_by_key(|p| p.name != "kubelet");
+        procs.sort_by_key(|p| p.spec.name != "kubelet");
         for p in procs.iter().filter(|p| p.alive()) {
             p.stop(Duration::from_secs(3));
             report.processes += 1;

@@ -66,6 +66,11 @@ enum Command {
     },
     /// Remove everything the lab created.
     Down,
+    /// Restart a lab process (`HOST/PROCESS`, e.g. `k8s-ctr/cilium-agent`).
+    Restart {
+        /// HOST/PROCESS.
+        target: String,
+    },
     /// What is running and how it is doing.
     Status,
     /// Create or update objects from manifests (multi-document YAML).
@@ -372,6 +377,10 @@ fn run(cli: Cli) -> Result<i32> {
             lab::down(&cli.lab)?;
             Ok(0)
         }
+        Command::Restart { target } => {
+            println!("{}", lab::restart(&cli.lab, &target)?);
+            Ok(0)
+        }
         command => {
             let state = LabState::load(&cli.lab)?;
             runtime()?.block_on(run_cluster_command(&state, cli.cluster.as_deref(), command))
@@ -627,7 +636,11 @@ async fn run_cluster_command(
             .await?;
             print_lines(&lines);
         }
-        Command::Up { .. } | Command::Down | Command::Status | Command::Internal(_) => {
+        Command::Up { .. }
+        | Command::Down
+        | Command::Restart { .. }
+        | Command::Status
+        | Command::Internal(_) => {
             unreachable!("handled by run")
         }
     }

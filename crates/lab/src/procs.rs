@@ -4,7 +4,7 @@
 //! exactly the processes it started even if PIDs were reused.
 
 use std::fs::OpenOptions;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,46 +13,45 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-/// A process started by the lab.
+/// What to start and where (kept in the record, so `restart` can start
+/// the same process again).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcRecord {
-    /// What it is (`etcd`, `control-plane`, `kubelet`, `web`).
+pub struct Spawn {
+    /// What it is (`etcd`, `control-plane`, `kubelet`, `cilium-agent`, `web`).
     pub name: String,
     /// Host (namespace) it runs in.
     pub host: String,
+    /// Network namespace name.
+    pub netns: String,
+    /// cgroup v2 directory it joins.
+    pub cgroup: PathBuf,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Its log file (stdout and stderr, appended).
+    pub log: PathBuf,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+}
+
+/// A process started by the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRecord {
+    /// How it was started.
+    #[serde(flatten)]
+    pub spec: Spawn,
     /// Process ID.
     pub pid: i32,
     /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
     pub start_time: u64,
-    /// Its log file.
-    pub log: PathBuf,
-}
-
-/// What to start and where.
-pub struct Spawn<'a> {
-    /// Record name.
-    pub name: &'a str,
-    /// Host name (for the record).
-    pub host: &'a str,
-    /// Network namespace name.
-    pub netns: &'a str,
-    /// cgroup v2 directory to join.
-    pub cgroup: &'a Path,
-    /// Working directory.
-    pub cwd: &'a Path,
-    /// Log file (stdout and stderr, appended).
-    pub log: &'a Path,
-    /// Program and arguments.
-    pub argv: &'a [String],
 }
 
 /// Start a detached process in a namespace and cgroup. It joins the cgroup
 /// before it execs, so everything it forks later is in the cgroup too.
-pub fn spawn(s: &Spawn<'_>) -> Result<ProcRecord> {
+pub fn spawn(s: &Spawn) -> Result<ProcRecord> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(s.log)
+        .open(&s.log)
         .with_context(|| format!("cannot open log {}", s.log.display()))?;
     // The sandbox helper joins the cgroup, then the namespace, then execs:
     // everything the process forks later is in the cgroup too, and it
@@ -61,12 +60,12 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcRecord> {
     let exe = std::env::current_exe().context("cannot find cilium-lab's own path")?;
     let child = Command::new(exe)
         .args(["internal", "sandbox", "--netns"])
-        .arg(crate::fabric::netns_path(s.netns))
+        .arg(crate::fabric::netns_path(&s.netns))
         .arg("--cgroup")
-        .arg(s.cgroup)
+        .arg(&s.cgroup)
         .arg("--")
-        .args(s.argv)
-        .current_dir(s.cwd)
+        .args(&s.argv)
+        .current_dir(&s.cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -76,11 +75,9 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcRecord> {
     let pid = i32::try_from(child.id()).context("pid out of range")?;
     let start_time = start_time(pid).with_context(|| format!("{} exited at once", s.name))?;
     Ok(ProcRecord {
-        name: s.name.to_string(),
-        host: s.host.to_string(),
+        spec: s.clone(),
         pid,
         start_time,
-        log: s.log.to_path_buf(),
     })
 }
 

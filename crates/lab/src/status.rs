@@ -33,8 +33,8 @@ pub async fn report(state: &LabState, cluster: Option<&str>) -> Result<String> {
         .iter()
         .map(|p| {
             vec![
-                p.host.clone(),
-                p.name.clone(),
+                p.spec.host.clone(),
+                p.spec.name.clone(),
                 p.pid.to_string(),
                 if p.alive() { "running" } else { "DEAD" }.to_string(),
             ]

@@ -150,8 +150,8 @@ pub async fn log_path(
             let known: Vec<String> = state
                 .processes
                 .iter()
-                .filter(|p| p.host == host)
-                .map(|p| p.name.clone())
+                .filter(|p| p.spec.host == host)
+                .map(|p| p.spec.name.clone())
                 .collect();
             bail!(
                 "host {host} has no process {process:?} (it runs: {})",
