@@ -65,11 +65,21 @@ pub fn apply_intent(cn: &mut CiliumNode, intent: &CiliumNodeIntent) -> bool {
         type_: "InternalIP".into(),
         ip: intent.internal_ip.to_string(),
     }];
-    if let Some(r) = intent.router_ip {
-        addresses.push(NodeAddress {
+    match intent.router_ip {
+        Some(r) => addresses.push(NodeAddress {
             type_: "CiliumInternalIP".into(),
             ip: r.to_string(),
-        });
+        }),
+        // Not known yet (restart, before the pod CIDR is read): keep the
+        // published one so peers do not drop it from their ipcache.
+        None => addresses.extend(
+            cn.spec
+                .addresses
+                .iter()
+                .flatten()
+                .filter(|a| a.type_ == "CiliumInternalIP")
+                .cloned(),
+        ),
     }
     cn.spec.addresses = Some(addresses);
     if let Some(h) = intent.health_ip {
@@ -349,6 +359,11 @@ mod tests {
         // cluster-pool: the operator's podCIDRs are kept.
         intent.pod_cidrs = None;
         assert!(!apply_intent(&mut cn, &intent));
+        // A restarted agent does not withdraw its router IP while it
+        // does not know it yet.
+        intent.router_ip = None;
+        assert!(!apply_intent(&mut cn, &intent));
+        assert_eq!(cn.spec.addresses.as_ref().unwrap().len(), 2);
         assert_eq!(crate::ipcache::node_pod_cidrs(&cn).len(), 1);
     }
 
