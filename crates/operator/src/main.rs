@@ -1,0 +1,69 @@
+//! The `cilium-operator` binary: flags, logging, signals; the controllers
+//! are in the library.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use operator::config::{self, OperatorConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Cluster-wide Cilium controllers: cluster-pool IPAM and identity GC.
+#[derive(Debug, Parser)]
+#[command(name = "cilium-operator", version)]
+struct Args {
+    /// etcd endpoint of the cluster store (`http://IP:PORT`, `unix:///path`); repeatable.
+    #[arg(long = "etcd", value_name = "ENDPOINT", required = true)]
+    etcd: Vec<String>,
+    /// Directory with one file per cilium-config key (a mounted ConfigMap).
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// A cilium-config key, overriding the directory; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// Identity GC interval and grace period (`30s`, `500ms`, `15m`).
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    identity_gc_interval: Option<Duration>,
+}
+
+fn load_config(args: &Args) -> anyhow::Result<OperatorConfig> {
+    let mut keys = match &args.config_dir {
+        Some(dir) => config::read_dir(dir)?,
+        None => Default::default(),
+    };
+    config::apply_overrides(&mut keys, &args.config)?;
+    let mut config = OperatorConfig::from_keys(&keys)?;
+    if let Some(interval) = args.identity_gc_interval {
+        config.identity_gc_interval = interval;
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let config = load_config(&args).context("invalid configuration")?;
+    tracing::info!(?config, "starting cilium-operator");
+    let store = store::Store::etcd(&args.etcd)
+        .await
+        .with_context(|| format!("cannot reach etcd at {}", args.etcd.join(",")))?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = operator::run(store, config) => result,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted; exiting");
+            Ok(())
+        }
+        _ = terminate.recv() => {
+            tracing::info!("terminated; exiting");
+            Ok(())
+        }
+    }
+}
