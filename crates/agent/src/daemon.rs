@@ -88,7 +88,7 @@ impl Drop for OwnedTask {
 /// The CNI network configuration list the agent writes when ready.
 pub fn cni_conflist(socket: &std::path::Path) -> String {
     let v = serde_json::json!({
-        "cniVersion": "0.3.1",
+        "cniVersion": "1.1.0",
         "name": "cilium",
         "plugins": [{"type": "cilium-cni", "socket-path": socket.to_string_lossy()}],
     });
@@ -533,7 +533,7 @@ mod tests {
     fn conflist() {
         let s = cni_conflist(std::path::Path::new("/var/run/cilium/cilium.sock"));
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v["cniVersion"], "0.3.1");
+        assert_eq!(v["cniVersion"], "1.1.0");
         assert_eq!(v["name"], "cilium");
         assert_eq!(v["plugins"][0]["type"], "cilium-cni");
         assert_eq!(

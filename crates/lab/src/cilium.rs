@@ -25,7 +25,8 @@ pub enum Cni {
 
 /// The effective `cilium-config` of a cluster: the lab defaults (the
 /// seeds' later labs), then the user's keys. With `ipam: kubernetes` the
-/// native routing CIDR defaults to the cluster's Node podCIDR range.
+/// native routing CIDR defaults to the cluster's Node podCIDR range; with
+/// another routing mode the native-routing defaults are left out.
 pub fn cluster_config(
     cluster: &ClusterSpec,
     user: &BTreeMap<String, String>,
@@ -53,6 +54,10 @@ pub fn cluster_config(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if user.get("routing-mode").is_some_and(|m| m != "native") {
+        cfg.remove("ipv4-native-routing-cidr");
+        cfg.remove("auto-direct-node-routes");
+    }
     cfg.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
     cfg
 }
@@ -190,6 +195,10 @@ mod tests {
         let cfg = cluster_config(c, &user);
         assert_eq!(cfg["ipam"], "kubernetes");
         assert_eq!(cfg["ipv4-native-routing-cidr"], "10.244.0.0/16");
+        let user = BTreeMap::from([("routing-mode".to_string(), "tunnel".to_string())]);
+        let cfg = cluster_config(c, &user);
+        assert_eq!(cfg["routing-mode"], "tunnel");
+        assert!(!cfg.contains_key("auto-direct-node-routes"));
     }
 
     #[test]

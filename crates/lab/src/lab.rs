@@ -580,10 +580,11 @@ where
 }
 
 /// Wait until every agent wrote its CNI configuration (its readiness
-/// signal); fail early, with the end of its log, if one exits.
+/// signal); fail at once, with the end of its log, if one exits.
 async fn wait_agents_ready(state: &LabState, timeout: Duration) -> Result<()> {
     let paths = LabPaths::new(&state.lab);
-    wait_for("the agents to be ready", timeout, || async {
+    let deadline = Instant::now() + timeout;
+    loop {
         for p in state
             .processes
             .iter()
@@ -591,23 +592,25 @@ async fn wait_agents_ready(state: &LabState, timeout: Duration) -> Result<()> {
         {
             if !p.alive() {
                 let log = std::fs::read_to_string(&p.spec.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                bail!(
-                    "{} on {} exited:\n{}",
-                    p.spec.name,
-                    p.spec.host,
-                    tail.join("\n")
-                );
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                bail!("{} on {} exited:\n{tail}", p.spec.name, p.spec.host);
             }
         }
         let ready = state
             .topology
             .nodes()
             .all(|h| AgentPaths::new(&paths, &h.name).conflist.exists());
-        Ok(ready.then_some(()))
-    })
-    .await
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "timed out after {timeout:?} waiting for the agents to be ready (see `cilium-lab logs HOST/cilium-agent`)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_store(state: &LabState, cluster: &str, timeout: Duration) -> Result<Store> {

@@ -1,0 +1,631 @@
+//! Our agent, CNI plugin, operator and eBPF datapath in the seed lab
+//! (issue 3): cluster-pool IPAM, identities, native routing with
+//! auto-direct-node-routes, inspection, restart under load, churn, CNI
+//! errors, and podman as a real CNI client.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const CNI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/debug/cilium-cni");
+
+fn pods_by_node(lab: &Lab) -> Vec<(String, String, String)> {
+    lab.items("pods")
+        .iter()
+        .map(|p| {
+            (
+                s(p, "/metadata/name").to_string(),
+                s(p, "/spec/nodeName").to_string(),
+                s(p, "/status/podIP").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn webpod_on(lab: &Lab, node: &str) -> (String, String) {
+    pods_by_node(lab)
+        .into_iter()
+        .find(|(n, node2, _)| n.starts_with("webpod-") && node2 == node)
+        .map(|(n, _, ip)| (n, ip))
+        .unwrap_or_else(|| panic!("no webpod on {node}"))
+}
+
+fn curl_from_curl_pod(lab: &Lab, ip: &str) -> (bool, String) {
+    let out = lab.run(&["exec", "curl-pod", "--", "curl", "-s", "-m", "3", ip]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn native_routing_reaches_same_l2_nodes_only() {
+    let lab = Lab::up("n", &["--cni", "cilium", "--workloads"]);
+    let pods = pods_by_node(&lab);
+    let curl_ip = pods.iter().find(|p| p.0 == "curl-pod").unwrap().2.clone();
+    assert!(
+        curl_ip.starts_with("172.20."),
+        "cluster-pool IP, got {curl_ip}"
+    );
+
+    // CiliumNodes: one /24 each from 172.20.0.0/16, router IP inside it.
+    let nodes = lab.items("ciliumnodes");
+    assert_eq!(nodes.len(), 3);
+    let mut cidrs: Vec<String> = nodes
+        .iter()
+        .map(|n| s(n, "/spec/ipam/podCIDRs/0").to_string())
+        .collect();
+    cidrs.sort();
+    cidrs.dedup();
+    assert_eq!(cidrs.len(), 3, "{cidrs:?}");
+    assert!(
+        cidrs
+            .iter()
+            .all(|c| c.starts_with("172.20.") && c.ends_with("/24"))
+    );
+    let table = lab.ok(&["get", "ciliumnodes"]);
+    assert!(
+        table.starts_with("NAME") && table.contains("CILIUMINTERNALIP   INTERNALIP"),
+        "{table}"
+    );
+    assert!(table.contains("192.168.20.100"), "{table}");
+
+    // Same node and same L2 (k8s-w1) answer; k8s-w0 behind the router does not.
+    let (local_name, local_ip) = webpod_on(&lab, "k8s-ctr");
+    let (ok, body) = curl_from_curl_pod(&lab, &local_ip);
+    assert!(
+        ok && body.contains(&format!("Hostname: {local_name}")),
+        "{body}"
+    );
+    assert!(body.contains(&format!("RemoteAddr: {curl_ip}:")), "{body}");
+    let (w1_name, w1_ip) = webpod_on(&lab, "k8s-w1");
+    let (ok, body) = curl_from_curl_pod(&lab, &w1_ip);
+    assert!(
+        ok && body.contains(&format!("Hostname: {w1_name}")),
+        "{body}"
+    );
+    let (_, w0_ip) = webpod_on(&lab, "k8s-w0");
+    let (ok, body) = curl_from_curl_pod(&lab, &w0_ip);
+    assert!(
+        !ok,
+        "k8s-w0's webpod must be unreachable in native routing: {body}"
+    );
+    for ip in [&local_ip, &w1_ip] {
+        let ping = lab.ok(&["exec", "curl-pod", "--", "ping", "-c", "1", "-W", "2", ip]);
+        assert!(ping.contains("1 received"), "{ping}");
+    }
+
+    // Routes: only the same-L2 peer gets a direct route; w0 is skipped with a warning.
+    let w1_cidr = s(
+        nodes
+            .iter()
+            .find(|n| s(n, "/metadata/name") == "k8s-w1")
+            .unwrap(),
+        "/spec/ipam/podCIDRs/0",
+    )
+    .to_string();
+    let w0_cidr = s(
+        nodes
+            .iter()
+            .find(|n| s(n, "/metadata/name") == "k8s-w0")
+            .unwrap(),
+        "/spec/ipam/podCIDRs/0",
+    )
+    .to_string();
+    let routes = lab.ok(&["exec", "k8s-ctr", "--", "ip", "route"]);
+    assert!(
+        routes.contains(&format!(
+            "{w1_cidr} via 192.168.10.101 dev eth1 proto kernel"
+        )),
+        "{routes}"
+    );
+    assert!(!routes.contains(&w0_cidr), "{routes}");
+    let log = lab.ok(&["logs", "k8s-ctr/cilium-agent"]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("k8s-w0")),
+        "no warning about the skipped peer k8s-w0"
+    );
+
+    // Identities: the three webpods share one, cluster-wide; curl-pod has another.
+    let ceps = lab.items("ciliumendpoints");
+    assert_eq!(ceps.len(), 4);
+    let id_of = |name: &str| {
+        ceps.iter()
+            .find(|c| s(c, "/metadata/name") == name)
+            .and_then(|c| c.pointer("/status/identity/id"))
+            .and_then(Value::as_u64)
+            .unwrap()
+    };
+    let web_ids: Vec<u64> = ceps
+        .iter()
+        .filter(|c| s(c, "/metadata/name").starts_with("webpod-"))
+        .map(|c| {
+            c.pointer("/status/identity/id")
+                .and_then(Value::as_u64)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(web_ids.len(), 3);
+    assert!(
+        web_ids.iter().all(|i| *i == web_ids[0] && *i >= 256),
+        "{web_ids:?}"
+    );
+    assert_ne!(id_of("curl-pod"), web_ids[0]);
+    assert!(ceps.iter().all(|c| s(c, "/status/state") == "ready"));
+    let ident = lab.json(&["get", "ciliumidentities", &web_ids[0].to_string()]);
+    assert_eq!(s(&ident, "/security-labels/k8s:app"), "webpod", "{ident}");
+    let table = lab.ok(&["get", "ciliumendpoints"]);
+    assert!(
+        table.contains("SECURITY IDENTITY   ENDPOINT STATE   IPV4"),
+        "{table}"
+    );
+
+    // cilium-dbg on the node talks to that node's agent.
+    let status = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "status", "--verbose"]);
+    let ctr_cidr = s(
+        nodes
+            .iter()
+            .find(|n| s(n, "/metadata/name") == "k8s-ctr")
+            .unwrap(),
+        "/spec/ipam/podCIDRs/0",
+    );
+    assert!(
+        status.contains(&format!("IPv4: 4/254 allocated from {ctr_cidr},")),
+        "{status}"
+    );
+    assert!(
+        status.contains("(router)") && status.contains("(health)"),
+        "{status}"
+    );
+    assert!(status.contains("Network: Native"), "{status}");
+    let eps = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "endpoint", "list"]);
+    assert!(eps.contains(&curl_ip) && eps.contains(&local_ip), "{eps}");
+    assert!(
+        eps.contains("k8s:app=webpod") && eps.contains("ready"),
+        "{eps}"
+    );
+    let ips = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "ip", "list"]);
+    assert!(
+        ips.lines()
+            .any(|l| l.starts_with("192.168.10.101/32") && l.contains("reserved:remote-node")),
+        "{ips}"
+    );
+    assert!(
+        ips.lines()
+            .any(|l| l.starts_with(&format!("{w1_ip}/32")) && l.contains("k8s:app=webpod")),
+        "{ips}"
+    );
+    let ipcache = lab.ok(&[
+        "exec",
+        "k8s-ctr",
+        "--",
+        "cilium-dbg",
+        "bpf",
+        "ipcache",
+        "list",
+    ]);
+    assert!(
+        ipcache
+            .lines()
+            .any(|l| l.starts_with(&format!("{w1_ip}/32"))
+                && l.contains(&format!("identity={}", web_ids[0]))),
+        "{ipcache}"
+    );
+    let lxc = lab.ok(&[
+        "exec",
+        "k8s-ctr",
+        "--",
+        "cilium-dbg",
+        "bpf",
+        "endpoint",
+        "list",
+    ]);
+    assert!(lxc.contains(&curl_ip) && lxc.contains(&local_ip), "{lxc}");
+    let metrics = lab.ok(&[
+        "exec",
+        "k8s-ctr",
+        "--",
+        "curl",
+        "-s",
+        "-m",
+        "3",
+        "http://127.0.0.1:9962/metrics",
+    ]);
+    assert!(metrics.contains("cilium_endpoint_count"), "{metrics}");
+}
+
+#[test]
+fn agent_restart_keeps_connections_and_endpoints() {
+    let lab = Lab::up("r", &["--cni", "cilium", "--workloads"]);
+    let (_, w1_ip) = webpod_on(&lab, "k8s-w1");
+    let (_, local_ip) = webpod_on(&lab, "k8s-ctr");
+    let before = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "endpoint", "list"]);
+
+    // A TCP stream from curl-pod (k8s-ctr) to a webpod on k8s-w1.
+    let w1_pod = webpod_on(&lab, "k8s-w1").0;
+    lab.ok(&["exec", &w1_pod, "--", "iperf3", "-s", "-D", "-1"]);
+    eventually("iperf3 server", Duration::from_secs(10), || {
+        let out = lab.run(&["exec", &w1_pod, "--", "sh", "-c", "ss -ltn | grep -q :5201"]);
+        out.status.success().then_some(())
+    });
+    let bin = BIN.to_string();
+    let name = lab.name.clone();
+    let ip = w1_ip.clone();
+    let client = std::thread::spawn(move || {
+        Command::new(bin)
+            .args([
+                "--name", &name, "exec", "curl-pod", "--", "iperf3", "-c", &ip, "-t", "6", "-J",
+            ])
+            .output()
+            .expect("run iperf3")
+    });
+
+    // Kill the agent on the client's node hard, mid-stream, and restart it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("/run/cilium-lab/{}/lab.json", lab.name)).unwrap(),
+    )
+    .unwrap();
+    let agent_pid = state["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cilium-agent" && p["host"] == "k8s-ctr")
+        .and_then(|p| p["pid"].as_i64())
+        .unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &agent_pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // With the agent dead, the datapath keeps forwarding.
+    let (ok, body) = curl_from_curl_pod(&lab, &local_ip);
+    assert!(ok, "same-node traffic while the agent is down: {body}");
+    lab.ok(&["restart", "k8s-ctr/cilium-agent"]);
+
+    let out = client.join().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(
+        out.status.success() && report.get("error").is_none(),
+        "iperf3 stream broke across the agent restart: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let received = report
+        .pointer("/end/sum_received/bytes")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    assert!(received > 0, "nothing received: {report}");
+
+    // Endpoints and IPs restored, never renumbered; new pods still work.
+    let after = eventually("the agent to answer again", Duration::from_secs(30), || {
+        let out = lab.run(&["exec", "k8s-ctr", "--", "cilium-dbg", "endpoint", "list"]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let ids = |t: &str| -> Vec<String> {
+        let mut v: Vec<String> = t
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(&before),
+        ids(&after),
+        "before:\n{before}\nafter:\n{after}"
+    );
+    lab.ok(&["scale", "deployment", "webpod", "--replicas", "4"]);
+    lab.ok(&[
+        "wait",
+        "pods",
+        "--all",
+        "--for",
+        "condition=Ready",
+        "--timeout",
+        "60s",
+    ]);
+    for (name, _, ip) in pods_by_node(&lab)
+        .iter()
+        .filter(|p| p.0.starts_with("webpod-") && p.1 != "k8s-w0")
+    {
+        let (ok, body) = curl_from_curl_pod(&lab, ip);
+        assert!(ok && body.contains(name), "{name} {ip}: {body}");
+    }
+}
+
+fn node_ip_links(lab: &Lab, node: &str) -> usize {
+    lab.ok(&["exec", node, "--", "ip", "-o", "link", "show"])
+        .lines()
+        .filter(|l| l.contains(": lxc"))
+        .count()
+}
+
+#[test]
+fn pod_churn_leaks_nothing() {
+    let lab = Lab::up(
+        "c",
+        &["--cni", "cilium", "--config", "identity-gc-interval=1s"],
+    );
+    let churn = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: churn\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {app: churn}\n  template:\n    metadata:\n      labels: {app: churn}\n    spec:\n      containers:\n      - name: c\n        image: nicolaka/netshoot\n        command: [sleep, infinity]\n";
+    let out = lab.apply(churn);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 10 rounds of 20 pods: 200 creations and deletions.
+    for round in 0..10 {
+        lab.ok(&["scale", "deployment", "churn", "--replicas", "20"]);
+        eventually(
+            &format!("round {round}: 20 pods Ready"),
+            Duration::from_secs(90),
+            || {
+                let pods = lab.items("pods");
+                let ready = pods
+                    .iter()
+                    .filter(|p| {
+                        p.pointer("/status/conditions")
+                            .and_then(Value::as_array)
+                            .is_some_and(|cs| {
+                                cs.iter()
+                                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                            })
+                    })
+                    .count();
+                (ready == 20 && pods.len() == 20).then_some(())
+            },
+        );
+        lab.ok(&["scale", "deployment", "churn", "--replicas", "0"]);
+        eventually(
+            &format!("round {round}: pods gone"),
+            Duration::from_secs(90),
+            || lab.items("pods").is_empty().then_some(()),
+        );
+    }
+    // Nothing left: IPs (router + health only), lxc veths, map entries, CEPs, identities.
+    for node in ["k8s-ctr", "k8s-w1", "k8s-w0"] {
+        eventually(&format!("{node} clean"), Duration::from_secs(30), || {
+            let status = lab.ok(&["exec", node, "--", "cilium-dbg", "status"]);
+            let ipam_ok = status.contains("IPv4: 2/254 allocated");
+            let lxc = lab.ok(&["exec", node, "--", "cilium-dbg", "bpf", "endpoint", "list"]);
+            let map_ok = !lxc.lines().skip(1).any(|l| l.contains("id="));
+            (ipam_ok && map_ok && node_ip_links(&lab, node) == 0).then_some(())
+        });
+    }
+    assert!(lab.items("ciliumendpoints").is_empty());
+    eventually(
+        "identities garbage-collected",
+        Duration::from_secs(60),
+        || {
+            let left: Vec<String> = lab
+                .items("ciliumidentities")
+                .iter()
+                .filter(|i| s(i, "/security-labels/k8s:app") == "churn")
+                .map(|i| s(i, "/metadata/name").to_string())
+                .collect();
+            left.is_empty().then_some(())
+        },
+    );
+}
+
+/// Run cilium-cni inside a node's namespace with env and stdin.
+fn cni(lab: &Lab, env: &[(&str, &str)], stdin: &str) -> (i32, Value) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--name", &lab.name, "exec", "k8s-ctr", "--", CNI]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run cilium-cni");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v)
+}
+
+#[test]
+fn cni_errors_config_errors_and_podman() {
+    // A key whose feature does not exist yet stops the lab with a clear error.
+    let name = format!("t{}k", std::process::id() % 100_000);
+    let out = Command::new(BIN)
+        .args([
+            "--name",
+            &name,
+            "up",
+            "--cni",
+            "cilium",
+            "--config",
+            "routing-mode=tunnel",
+            "--timeout",
+            "30s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not supported yet"), "{err}");
+    assert_gone(&name);
+
+    let lab = Lab::up("p", &["--cni", "cilium", "--workloads"]);
+    let socket = format!(
+        "/run/cilium-lab/{}/nodes/k8s-ctr/cilium/cilium.sock",
+        lab.name
+    );
+    let conf = format!(
+        r#"{{"cniVersion":"1.1.0","name":"cilium","type":"cilium-cni","socket-path":"{socket}"}}"#
+    );
+    let base = [
+        ("CNI_CONTAINERID", "errtest"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/usr/lib/cni"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        base.iter().chain(extra).copied().collect()
+    };
+    let (code, v) = cni(
+        &lab,
+        &with(&[("CNI_COMMAND", "ADD"), ("CNI_NETNS", "/run/netns/none")]),
+        "{not json",
+    );
+    assert_ne!(code, 0);
+    assert_eq!(v["code"], 6, "{v}");
+    let (code, v) = cni(&lab, &with(&[("CNI_COMMAND", "ADD")]), &conf);
+    assert_ne!(code, 0);
+    assert_eq!(v["code"], 4, "missing CNI_NETNS: {v}");
+    let old = conf.replace("1.1.0", "0.1.0");
+    let (code, v) = cni(
+        &lab,
+        &with(&[("CNI_COMMAND", "ADD"), ("CNI_NETNS", "/run/netns/none")]),
+        &old,
+    );
+    assert_ne!(code, 0);
+    assert_eq!(v["code"], 1, "unsupported version: {v}");
+    let unreachable = conf.replace(&socket, "/nonexistent/cilium.sock");
+    let (code, v) = cni(
+        &lab,
+        &with(&[("CNI_COMMAND", "ADD"), ("CNI_NETNS", "/run/netns/none")]),
+        &unreachable,
+    );
+    assert_ne!(code, 0);
+    assert_eq!(v["code"], 11, "agent unreachable: {v}");
+    let (code, _) = cni(&lab, &with(&[("CNI_COMMAND", "DEL")]), &conf);
+    assert_eq!(code, 0, "DEL of nothing succeeds");
+    let (code, v) = cni(&lab, &with(&[("CNI_COMMAND", "VERSION")]), &conf);
+    assert_eq!(code, 0);
+    assert!(
+        v["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "1.1.0"),
+        "{v}"
+    );
+    let (code, _) = cni(&lab, &with(&[("CNI_COMMAND", "STATUS")]), &conf);
+    assert_eq!(code, 0, "STATUS with a healthy agent");
+
+    // podman, a real CNI client, through our plugin and the node's agent.
+    let (_, webpod_ip) = webpod_on(&lab, "k8s-ctr");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let rootfs = root.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static installed");
+    for d in ["etc", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    let netdir = root.join("net.d");
+    std::fs::create_dir_all(&netdir).unwrap();
+    let net_name = format!("{}-podman", lab.name);
+    std::fs::write(
+        netdir.join(format!("{net_name}.conflist")),
+        format!(
+            r#"{{"cniVersion":"1.0.0","name":"{net_name}","plugins":[{{"type":"cilium-cni","socket-path":"{socket}"}}]}}"#
+        ),
+    )
+    .unwrap();
+    let cni_dir = std::path::Path::new(CNI)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    std::fs::write(
+        root.join("containers.conf"),
+        format!(
+            "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{cni_dir}\", \"/usr/lib/cni\"]\nnetwork_config_dir = \"{}\"\n",
+            netdir.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("podman")
+        .env("CONTAINERS_CONF", root.join("containers.conf"))
+        .args([
+            "--root",
+            &root.join("storage").display().to_string(),
+            "--runroot",
+            &root.join("run").display().to_string(),
+            "run",
+            "--runtime",
+            "/usr/sbin/runc",
+            "--rm",
+            "--ulimit",
+            "nproc=1000:1000",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--network",
+            &net_name,
+            "--rootfs",
+            &rootfs.display().to_string(),
+            "/bin/busybox",
+            "sh",
+            "-c",
+            &format!(
+                "/bin/busybox ip -4 addr show eth0; \
+                 printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 5 {webpod_ip} 80"
+            ),
+        ])
+        .output()
+        .expect("run podman");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "podman failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ctr_cidr = lab
+        .items("ciliumnodes")
+        .iter()
+        .find(|n| s(n, "/metadata/name") == "k8s-ctr")
+        .map(|n| s(n, "/spec/ipam/podCIDRs/0").to_string())
+        .unwrap();
+    let prefix = ctr_cidr.rsplit_once('.').unwrap().0.to_string() + ".";
+    assert!(
+        text.contains(&format!("inet {prefix}")),
+        "container IP from {ctr_cidr}: {text}"
+    );
+    assert!(text.contains("Hostname: webpod-"), "{text}");
+    // podman's DEL released the endpoint: only the lab's pods remain.
+    let eps = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "endpoint", "list"]);
+    assert!(!eps.contains("container:"), "{eps}");
+}
+
+#[test]
+fn kubernetes_ipam_is_one_config_away() {
+    let lab = Lab::up(
+        "i",
+        &[
+            "--cni",
+            "cilium",
+            "--config",
+            "ipam=kubernetes",
+            "--workloads",
+        ],
+    );
+    let pods = pods_by_node(&lab);
+    assert!(pods.iter().all(|p| p.2.starts_with("10.244.")), "{pods:?}");
+    let node = lab.json(&["get", "nodes", "k8s-w1"]);
+    let cn = lab.json(&["get", "ciliumnodes", "k8s-w1"]);
+    assert_eq!(s(&node, "/spec/podCIDR"), s(&cn, "/spec/ipam/podCIDRs/0"));
+    let (_, w1_ip) = webpod_on(&lab, "k8s-w1");
+    let (ok, body) = curl_from_curl_pod(&lab, &w1_ip);
+    assert!(ok && body.contains("Hostname: webpod-"), "{body}");
+}
