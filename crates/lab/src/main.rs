@@ -58,7 +58,7 @@ enum Command {
         #[arg(long)]
         workloads: bool,
         /// The nodes' CNI: our agents (`cilium`) or Debian's reference plugins (`bridge`).
-        #[arg(long, value_enum, default_value = "bridge")]
+        #[arg(long, value_enum, default_value = "cilium")]
         cni: cilium::Cni,
         /// How long to wait for each readiness step.
         #[arg(long, default_value = "120s", value_parser = parse_duration)]

@@ -617,6 +617,8 @@ fn kubernetes_ipam_is_one_config_away() {
             "cilium",
             "--config",
             "ipam=kubernetes",
+            "--config",
+            "enable-endpoint-routes=true",
             "--workloads",
         ],
     );
@@ -628,4 +630,13 @@ fn kubernetes_ipam_is_one_config_away() {
     let (_, w1_ip) = webpod_on(&lab, "k8s-w1");
     let (ok, body) = curl_from_curl_pod(&lab, &w1_ip);
     assert!(ok && body.contains("Hostname: webpod-"), "{body}");
+    // enable-endpoint-routes: one `dev lxc...` route per local pod.
+    let (_, local_ip) = webpod_on(&lab, "k8s-ctr");
+    let routes = lab.ok(&["exec", "k8s-ctr", "--", "ip", "route"]);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with(&format!("{local_ip} dev lxc")) && l.contains("scope link")),
+        "{routes}"
+    );
 }

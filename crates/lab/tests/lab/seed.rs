@@ -10,7 +10,7 @@ use crate::common::*;
 
 #[test]
 fn seed_lab_runs_the_sample_workloads() {
-    let lab = Lab::up("a", &["--workloads"]);
+    let lab = Lab::up("a", &["--cni", "bridge", "--workloads"]);
 
     // Routing through the router; the router's web server from the far side.
     let ping = lab.ok(&[
@@ -193,8 +193,8 @@ fn seed_lab_runs_the_sample_workloads() {
 
 #[test]
 fn two_labs_side_by_side_and_crash_recovery() {
-    let seed = Lab::up("b", &[]);
-    let mesh = Lab::up("c", &["--topology", "clustermesh"]);
+    let seed = Lab::up("b", &["--cni", "bridge"]);
+    let mesh = Lab::up("m", &["--topology", "clustermesh"]);
 
     // Both work at once; each cluster of the mesh has its own nodes.
     let ping = seed.ok(&[
@@ -234,14 +234,14 @@ fn two_labs_side_by_side_and_crash_recovery() {
 
     // `up` again on a healthy lab is a no-op.
     let pids = recorded_pids(&seed.name);
-    seed.ok(&["up"]);
+    seed.ok(&["up", "--cni", "bridge"]);
     assert_eq!(recorded_pids(&seed.name), pids);
 
     // A crashed lab (every process killed) is cleaned and rebuilt by `up`.
     for pid in &pids {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
-    let out = seed.run(&["up"]);
+    let out = seed.run(&["up", "--cni", "bridge"]);
     assert!(
         out.status.success(),
         "{}",
