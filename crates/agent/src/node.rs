@@ -14,7 +14,7 @@ use api::k8s_openapi::api::core::v1::Node;
 use api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use futures::StreamExt;
 use ipnet::Ipv4Net;
-use store::{Change, Store, WatchEvent};
+use store::Store;
 
 use crate::config::IpamMode;
 
@@ -156,22 +156,11 @@ pub async fn ensure_cilium_node(
 
 /// Wait until the Node object exists and has an InternalIP.
 pub async fn wait_for_node(store: &Store, name: &str) -> (Node, Ipv4Addr) {
-    let mut changes = store.reflect::<Node>(None);
+    let mut states = store.reflect_named::<Node>(None, name);
     let mut warned = false;
-    while let Some(change) = changes.next().await {
-        let found = match change {
-            Change::Synced(nodes) => nodes
-                .into_iter()
-                .find(|n| n.metadata.name.as_deref() == Some(name)),
-            Change::Event(WatchEvent::Added(n) | WatchEvent::Modified(n))
-                if n.metadata.name.as_deref() == Some(name) =>
-            {
-                Some(n)
-            }
-            Change::Event(_) => None,
-        };
-        match found.as_ref().and_then(internal_ip) {
-            Some(ip) => return (found.expect("checked"), ip),
+    while let Some(node) = states.next().await {
+        match internal_ip(&node) {
+            Some(ip) => return (node, ip),
             None if !warned => {
                 tracing::info!(
                     node = name,
@@ -196,21 +185,10 @@ pub async fn wait_for_pod_cidrs(
 ) -> Vec<Ipv4Net> {
     match mode {
         IpamMode::Kubernetes => {
-            let mut changes = store.reflect::<Node>(None);
+            let mut states = store.reflect_named::<Node>(None, name);
             let mut warned = false;
-            while let Some(change) = changes.next().await {
-                let node = match change {
-                    Change::Synced(nodes) => nodes
-                        .into_iter()
-                        .find(|n| n.metadata.name.as_deref() == Some(name)),
-                    Change::Event(WatchEvent::Added(n) | WatchEvent::Modified(n))
-                        if n.metadata.name.as_deref() == Some(name) =>
-                    {
-                        Some(n)
-                    }
-                    Change::Event(_) => None,
-                };
-                let cidrs = node.as_ref().map(node_pod_cidrs).unwrap_or_default();
+            while let Some(node) = states.next().await {
+                let cidrs = node_pod_cidrs(&node);
                 if !cidrs.is_empty() {
                     return cidrs;
                 }
@@ -231,22 +209,10 @@ pub async fn wait_for_pod_cidrs(
             }
         }
         IpamMode::ClusterPool => {
-            let mut changes = store.reflect::<CiliumNode>(None);
+            let mut states = store.reflect_named::<CiliumNode>(None, name);
             let mut last_error = None::<String>;
             let mut warned = false;
-            while let Some(change) = changes.next().await {
-                let cn = match change {
-                    Change::Synced(nodes) => nodes
-                        .into_iter()
-                        .find(|n| n.metadata.name.as_deref() == Some(name)),
-                    Change::Event(WatchEvent::Added(n) | WatchEvent::Modified(n))
-                        if n.metadata.name.as_deref() == Some(name) =>
-                    {
-                        Some(n)
-                    }
-                    Change::Event(_) => None,
-                };
-                let Some(cn) = cn else { continue };
+            while let Some(cn) = states.next().await {
                 let cidrs = crate::ipcache::node_pod_cidrs(&cn);
                 if !cidrs.is_empty() {
                     return cidrs;

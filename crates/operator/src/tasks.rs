@@ -23,7 +23,7 @@ use api::cilium::identity::CiliumIdentity;
 use api::cilium::node::CiliumNode;
 use futures::StreamExt;
 use ipnet::Ipv4Net;
-use store::Store;
+use store::{Pacer, Store};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -52,53 +52,6 @@ pub async fn run(store: Store, config: OperatorConfig) -> anyhow::Result<()> {
         Some(Ok(Err(e))) => Err(e),
         Some(Err(e)) => Err(e).context("controller task failed"),
         Some(Ok(Ok(()))) | None => Err(anyhow!("controller task ended")),
-    }
-}
-
-/// Debounce before a pass after a watch event.
-const DEBOUNCE: Duration = Duration::from_millis(20);
-/// First retry delay after a failed pass; doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// When the next reconcile pass is due: soon after a change, later after
-/// a failure (growing backoff), never otherwise.
-#[derive(Debug)]
-struct Pacer {
-    due: Option<Instant>,
-    backoff: Duration,
-}
-
-impl Default for Pacer {
-    fn default() -> Self {
-        Self {
-            due: None,
-            backoff: MIN_BACKOFF,
-        }
-    }
-}
-
-impl Pacer {
-    fn changed(&mut self) {
-        let soon = Instant::now() + DEBOUNCE;
-        self.due = Some(self.due.map_or(soon, |d| d.min(soon)));
-    }
-
-    fn finished(&mut self, ok: bool) {
-        if ok {
-            self.backoff = MIN_BACKOFF;
-            self.due = None;
-        } else {
-            self.due = Some(Instant::now() + self.backoff);
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    async fn due(&self) {
-        match self.due {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
     }
 }
 

@@ -22,6 +22,7 @@
 mod backend;
 mod etcd;
 mod memory;
+mod pacer;
 mod reflect;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -31,6 +32,7 @@ use std::pin::Pin;
 
 use api::{Object, ResourceType};
 use futures::{Stream, StreamExt};
+pub use pacer::Pacer;
 
 use crate::backend::Backend;
 
@@ -271,6 +273,30 @@ impl Store {
     /// Objects that do not decode as `T` are logged and skipped.
     pub fn reflect<T: Object>(&self, namespace: Option<&str>) -> ChangeStream<T> {
         reflect::reflect(self.clone(), namespace.map(str::to_string))
+    }
+
+    /// One object's successive states, from [`Store::reflect`]: yielded
+    /// when it first appears in a snapshot and on every later add or
+    /// update (deletions are not yielded). For "wait until X has Y" loops.
+    pub fn reflect_named<T: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Pin<Box<dyn Stream<Item = T> + Send>> {
+        use futures::StreamExt;
+        let name = name.to_string();
+        Box::pin(self.reflect::<T>(namespace).filter_map(move |change| {
+            let found = match change {
+                Change::Synced(items) => items.into_iter().find(|o| o.name() == name),
+                Change::Event(WatchEvent::Added(o) | WatchEvent::Modified(o))
+                    if o.name() == name =>
+                {
+                    Some(o)
+                }
+                Change::Event(_) => None,
+            };
+            futures::future::ready(found)
+        }))
     }
 
     /// Untyped access for the CLI: get the JSON of one object.

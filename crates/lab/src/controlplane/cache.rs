@@ -7,11 +7,10 @@
 //! No decisions live here; controllers own those.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use api::k8s_openapi::{Metadata, apimachinery::pkg::apis::meta::v1::ObjectMeta};
+pub use store::Pacer;
 use store::{Change, WatchEvent};
-use tokio::time::Instant;
 
 use super::meta::key_of;
 
@@ -115,56 +114,6 @@ impl<T: Metadata<Ty = ObjectMeta>> Cache<T> {
             self.tombstones.insert(key.clone(), rv);
         }
         self.objects.remove(&key);
-    }
-}
-
-/// Debounce before a pass after a watch event.
-const DEBOUNCE: Duration = Duration::from_millis(20);
-/// First retry delay after a failed pass; doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// When the next reconcile pass is due.
-#[derive(Debug)]
-pub struct Pacer {
-    due: Option<Instant>,
-    backoff: Duration,
-}
-
-impl Default for Pacer {
-    fn default() -> Self {
-        Self {
-            due: None,
-            backoff: MIN_BACKOFF,
-        }
-    }
-}
-
-impl Pacer {
-    /// Something changed: run a pass soon (events within the debounce
-    /// window share one pass).
-    pub fn changed(&mut self) {
-        let soon = Instant::now() + DEBOUNCE;
-        self.due = Some(self.due.map_or(soon, |d| d.min(soon)));
-    }
-
-    /// A pass finished; on failure retry after a growing delay.
-    pub fn finished(&mut self, ok: bool) {
-        if ok {
-            self.backoff = MIN_BACKOFF;
-            self.due = None;
-        } else {
-            self.due = Some(Instant::now() + self.backoff);
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    /// Resolves when a pass is due; pending forever when none is.
-    pub async fn due(&self) {
-        match self.due {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
     }
 }
 
