@@ -60,6 +60,12 @@ impl Lab {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// One ping from a node or pod must be answered.
+    pub fn ping(&self, from: &str, ip: &str) {
+        let out = self.ok(&["exec", from, "--", "ping", "-c", "1", "-W", "2", ip]);
+        assert!(out.contains("1 received"), "ping {from} -> {ip}: {out}");
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         let text = self.ok(&[args, &["-o", "json"]].concat());
         serde_json::from_str(&text).expect("valid JSON from get -o json")

@@ -13,18 +13,7 @@ fn seed_lab_runs_the_sample_workloads() {
     let lab = Lab::up("a", &["--cni", "bridge", "--workloads"]);
 
     // Routing through the router; the router's web server from the far side.
-    let ping = lab.ok(&[
-        "exec",
-        "k8s-ctr",
-        "--",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "192.168.20.100",
-    ]);
-    assert!(ping.contains("1 received"), "{ping}");
+    lab.ping("k8s-ctr", "192.168.20.100");
     let web = lab.ok(&[
         "exec",
         "k8s-w0",
@@ -197,30 +186,8 @@ fn two_labs_side_by_side_and_crash_recovery() {
     let mesh = Lab::up("m", &["--topology", "clustermesh"]);
 
     // Both work at once; each cluster of the mesh has its own nodes.
-    let ping = seed.ok(&[
-        "exec",
-        "k8s-w1",
-        "--",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "192.168.10.100",
-    ]);
-    assert!(ping.contains("1 received"), "{ping}");
-    let ping = mesh.ok(&[
-        "exec",
-        "west-ctr",
-        "--",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "192.168.50.22",
-    ]);
-    assert!(ping.contains("1 received"), "{ping}");
+    seed.ping("k8s-w1", "192.168.10.100");
+    mesh.ping("west-ctr", "192.168.50.22");
     for (cluster, nodes) in [
         ("west", ["west-ctr", "west-w1"]),
         ("east", ["east-ctr", "east-w1"]),
@@ -248,35 +215,13 @@ fn two_labs_side_by_side_and_crash_recovery() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cleaned leftovers"));
-    let ping = seed.ok(&[
-        "exec",
-        "k8s-ctr",
-        "--",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "192.168.20.100",
-    ]);
-    assert!(ping.contains("1 received"), "{ping}");
+    seed.ping("k8s-ctr", "192.168.20.100");
 
     // Tearing one lab down leaves the other intact.
     let name = seed.name.clone();
     drop(seed);
     assert_gone(&name);
-    let ping = mesh.ok(&[
-        "exec",
-        "east-ctr",
-        "--",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "192.168.50.11",
-    ]);
-    assert!(ping.contains("1 received"), "{ping}");
+    mesh.ping("east-ctr", "192.168.50.11");
     let name = mesh.name.clone();
     drop(mesh);
     assert_gone(&name);
