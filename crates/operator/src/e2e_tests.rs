@@ -115,13 +115,13 @@ async fn cluster_pool_lifecycle(store: Store) {
     assert_eq!(wait_cidr(&store, "k8s-w1").await, "172.20.1.0/24");
     assert_eq!(wait_cidr(&store, "k8s-w0").await, "172.20.2.0/24");
 
-    // Delete: the block is released and goes to the next new node;
-    // the recreated node gets the lowest free block.
+    // Delete: the block is released but set aside while others are free,
+    // so new nodes and the re-created node get new pod CIDRs.
     store.delete::<CiliumNode>(None, "k8s-w1").await.unwrap();
     create_node(&store, "k8s-w3", "192.168.10.103").await;
-    assert_eq!(wait_cidr(&store, "k8s-w3").await, "172.20.1.0/24");
+    assert_eq!(wait_cidr(&store, "k8s-w3").await, "172.20.4.0/24");
     create_node(&store, "k8s-w1", "192.168.10.101").await;
-    assert_eq!(wait_cidr(&store, "k8s-w1").await, "172.20.4.0/24");
+    assert_eq!(wait_cidr(&store, "k8s-w1").await, "172.20.5.0/24");
     for name in ["k8s-ctr", "k8s-w0", "k8s-w1", "k8s-w2", "k8s-w3"] {
         assert_eq!(current_error(&node(&store, name).await), None, "{name}");
     }

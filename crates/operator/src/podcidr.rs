@@ -46,7 +46,7 @@ fn pod_cidrs(node: &CiliumNode) -> &[String] {
 }
 
 /// The node's first IPv4 pod CIDR.
-fn ipv4_pod_cidr(node: &CiliumNode) -> Option<Ipv4Net> {
+pub fn ipv4_pod_cidr(node: &CiliumNode) -> Option<Ipv4Net> {
     pod_cidrs(node).iter().find_map(|c| c.parse().ok())
 }
 
@@ -85,11 +85,22 @@ fn allocation_order(node: &CiliumNode) -> impl Ord + '_ {
     )
 }
 
+/// How many released blocks the operator remembers.
+pub const MAX_RELEASED: usize = 256;
+
 /// Decide blocks and errors for every node. `cidrs`/`mask` are the
 /// configured pool; an unusable pool (mask longer than /30, shorter than
 /// the pool) allocates nothing and puts the reason on every node.
+/// `avoid` lists blocks of recently deleted nodes: new nodes get other
+/// blocks while any is free (a re-created node gets a new pod CIDR, as
+/// upstream), and those only when the pool is otherwise exhausted.
 /// Status decisions are only emitted where the error changes.
-pub fn plan(cidrs: &[Ipv4Net], mask: u8, nodes: &[&CiliumNode]) -> Vec<Decision> {
+pub fn plan(
+    cidrs: &[Ipv4Net],
+    mask: u8,
+    nodes: &[&CiliumNode],
+    avoid: &[Ipv4Net],
+) -> Vec<Decision> {
     let mut ordered: Vec<&CiliumNode> = nodes.to_vec();
     ordered.sort_by(|a, b| allocation_order(a).cmp(&allocation_order(b)));
     // (node, desired error); Assign decisions imply "no error".
@@ -111,8 +122,23 @@ pub fn plan(cidrs: &[Ipv4Net], mask: u8, nodes: &[&CiliumNode]) -> Vec<Decision>
                 };
                 desired.push((node, error));
             }
+            let held: Vec<String> = avoid
+                .iter()
+                .filter_map(|block| {
+                    let owner = format!("released:{block}");
+                    allocator.restore(&owner, *block).ok().map(|()| owner)
+                })
+                .collect();
             for node in pending {
-                match allocator.allocate(name(node)) {
+                let mut result = allocator.allocate(name(node));
+                if result.is_err() {
+                    // Exhausted otherwise: reuse released blocks, oldest first.
+                    for owner in &held {
+                        allocator.release(owner);
+                    }
+                    result = allocator.allocate(name(node));
+                }
+                match result {
                     Ok(cidr) => decisions.push(Decision::Assign {
                         node: name(node).to_string(),
                         cidr,
@@ -207,7 +233,7 @@ mod tests {
         );
         let mut nodes = [w0, ctr, w1];
         let view: Vec<&CiliumNode> = nodes.iter().collect();
-        let d = plan(&pool(), 24, &view);
+        let d = plan(&pool(), 24, &view, &[]);
         assert_eq!(
             d,
             [
@@ -228,18 +254,30 @@ mod tests {
         }
         let view: Vec<&CiliumNode> = nodes.iter().collect();
         assert!(
-            plan(&pool(), 24, &view).is_empty(),
+            plan(&pool(), 24, &view, &[]).is_empty(),
             "nothing to do after restart"
         );
     }
 
     #[test]
-    fn deleted_node_block_is_reused_lowest_first() {
+    fn free_blocks_go_lowest_first_and_released_ones_last() {
         let a = node("a", "10.0.0.1", Some("172.20.0.0/24"));
         let c = node("c", "10.0.0.3", Some("172.20.2.0/24"));
         let new = node("new", "10.0.0.9", None);
         assert_eq!(
-            plan(&pool(), 24, &[&a, &c, &new]),
+            plan(&pool(), 24, &[&a, &c, &new], &[]),
+            [assign_of("new", "172.20.1.0/24")]
+        );
+        let released: Vec<Ipv4Net> = vec!["172.20.1.0/24".parse().unwrap()];
+        assert_eq!(
+            plan(&pool(), 24, &[&a, &c, &new], &released),
+            [assign_of("new", "172.20.3.0/24")]
+        );
+        // A pool with no other free block hands the released one out again.
+        let small: Vec<Ipv4Net> = vec!["172.20.0.0/23".parse().unwrap()];
+        let released: Vec<Ipv4Net> = vec!["172.20.1.0/24".parse().unwrap()];
+        assert_eq!(
+            plan(&small, 24, &[&a, &new], &released),
             [assign_of("new", "172.20.1.0/24")]
         );
     }
@@ -248,7 +286,7 @@ mod tests {
     fn bad_mask_puts_the_error_on_every_node_and_allocates_nothing() {
         let a = node("a", "10.0.0.1", Some("172.20.0.0/24"));
         let b = node("b", "10.0.0.2", None);
-        let d = plan(&pool(), 31, &[&a, &b]);
+        let d = plan(&pool(), 31, &[&a, &b], &[]);
         let msg = "cluster-pool-ipv4-mask-size /31 is too long: the minimum block is /30";
         assert_eq!(
             d,
@@ -268,9 +306,9 @@ mod tests {
         assert!(set_error(&mut a, Some(msg)));
         assert!(set_error(&mut b, Some(msg)));
         assert!(!set_error(&mut b, Some(msg)));
-        assert!(plan(&pool(), 31, &[&a, &b]).is_empty());
+        assert!(plan(&pool(), 31, &[&a, &b], &[]).is_empty());
         assert_eq!(
-            plan(&pool(), 24, &[&a, &b]),
+            plan(&pool(), 24, &[&a, &b], &[]),
             [
                 assign_of("b", "172.20.1.0/24"),
                 Decision::Status {
@@ -281,7 +319,7 @@ mod tests {
         );
         assert!(assign(&mut b, "172.20.1.0/24".parse().unwrap()));
         assert_eq!(current_error(&b), None);
-        let too_short = plan(&pool(), 8, &[&a]);
+        let too_short = plan(&pool(), 8, &[&a], &[]);
         assert!(
             matches!(&too_short[..], [Decision::Status { error: Some(e), .. }] if e.contains("shorter than the pool"))
         );
@@ -293,7 +331,7 @@ mod tests {
         let a = node("a", "10.0.0.1", None);
         let b = node("b", "10.0.0.2", None);
         let c = node("c", "10.0.0.3", None);
-        let d = plan(&small, 24, &[&a, &b, &c]);
+        let d = plan(&small, 24, &[&a, &b, &c], &[]);
         assert_eq!(
             d[..2],
             [
@@ -308,7 +346,7 @@ mod tests {
         // Two nodes claiming one block: the later one is told.
         let x = node("x", "10.0.0.1", Some("172.20.0.0/24"));
         let y = node("y", "10.0.0.2", Some("172.20.0.0/24"));
-        let d = plan(&pool(), 24, &[&y, &x]);
+        let d = plan(&pool(), 24, &[&y, &x], &[]);
         assert!(
             matches!(&d[..], [Decision::Status { node, error: Some(e) }] if node == "y" && e.contains("overlaps"))
         );

@@ -79,15 +79,29 @@ async fn pod_cidr_controller(store: Store, cidrs: Vec<Ipv4Net>, mask: u8) -> any
     let mut nodes = Cache::<CiliumNode>::default();
     let mut node_rx = store.reflect::<CiliumNode>(None);
     let mut pacer = Pacer::default();
+    // Blocks of deleted nodes, newest last: handed out again only when
+    // nothing else is free, so a re-created node gets a new pod CIDR.
+    let mut released: std::collections::VecDeque<Ipv4Net> = Default::default();
     loop {
         tokio::select! {
             change = node_rx.next() => {
-                nodes.apply(change.ok_or_else(|| anyhow!("CiliumNode watch ended"))?);
+                let change = change.ok_or_else(|| anyhow!("CiliumNode watch ended"))?;
+                if let store::Change::Event(store::WatchEvent::Deleted(node)) = &change
+                    && let Some(cidr) = podcidr::ipv4_pod_cidr(node)
+                {
+                    released.retain(|c| *c != cidr);
+                    released.push_back(cidr);
+                    if released.len() > podcidr::MAX_RELEASED {
+                        released.pop_front();
+                    }
+                }
+                nodes.apply(change);
                 pacer.changed();
             }
             () = pacer.due(), if nodes.synced() => {
                 let view: Vec<&CiliumNode> = nodes.values().collect();
-                let decisions = podcidr::plan(&cidrs, mask, &view);
+                let avoid: Vec<Ipv4Net> = released.iter().copied().collect();
+                let decisions = podcidr::plan(&cidrs, mask, &view, &avoid);
                 let mut ok = true;
                 for decision in decisions {
                     let (node, result) = match &decision {
