@@ -469,6 +469,14 @@ impl<P: Plumbing> Endpoints<P> {
         }
     }
 
+    /// Whether an endpoint gets a `<ip>/32 dev lxc…` route: always with
+    /// `enable-endpoint-routes`, and for addresses outside the node's pod
+    /// CIDR (kept from before a pod CIDR change), which the `cilium_host`
+    /// route does not cover.
+    fn needs_endpoint_route(&self, inner: &Inner, ip: Ipv4Addr) -> bool {
+        self.cfg.endpoint_routes || !inner.pool.cidrs().iter().any(|c| c.contains(&ip))
+    }
+
     /// Tear down everything of `ep` (best effort; errors are returned
     /// after every step was tried).
     async fn teardown(&self, inner: &mut Inner, ep: &EndpointState) -> Vec<String> {
@@ -481,7 +489,7 @@ impl<P: Plumbing> Endpoints<P> {
         note("detach", self.plumbing.detach(&ep.host_ifname));
         note("cilium_lxc", self.plumbing.lxc_delete(ep.ipv4));
         note("ipcache", self.plumbing.ipcache_delete(host32(ep.ipv4)));
-        if self.cfg.endpoint_routes {
+        if self.needs_endpoint_route(inner, ep.ipv4) {
             note(
                 "route",
                 self.plumbing
@@ -659,7 +667,13 @@ impl<P: Plumbing> Endpoints<P> {
                 }
                 continue;
             };
-            if let Err(e) = inner.pool.allocate(ep.ipv4, &ep.ipam_owner()) {
+            let in_pool = inner.pool.cidrs().iter().any(|c| c.contains(&ep.ipv4));
+            if !in_pool {
+                // The node got a new pod CIDR (its CiliumNode was deleted):
+                // the pod keeps its address until it is recreated, reached
+                // through a route of its own, as upstream does.
+                tracing::warn!(endpoint = ep.id, ip = %ep.ipv4, "restore: IP is outside the node's pod CIDR; keeping it with an endpoint route until the pod is recreated");
+            } else if let Err(e) = inner.pool.allocate(ep.ipv4, &ep.ipam_owner()) {
                 tracing::error!(endpoint = ep.id, ip = %ep.ipv4, error = %e, "restore: IP not restorable, dropping endpoint");
                 let _ = self.plumbing.delete_link(&ep.host_ifname).await;
                 let _ = self.state.remove_endpoint(ep.id);
@@ -683,7 +697,7 @@ impl<P: Plumbing> Endpoints<P> {
             if let Err(e) = self.plumbing.ipcache_upsert(host32(ep.ipv4), ep.identity) {
                 problems.push(format!("ipcache: {e}"));
             }
-            if self.cfg.endpoint_routes
+            if self.needs_endpoint_route(&inner, ep.ipv4)
                 && let Err(e) = self
                     .plumbing
                     .route_replace(&endpoint_route(ep.ipv4, &ep.host_ifname))

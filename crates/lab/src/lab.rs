@@ -455,7 +455,7 @@ async fn bring_up(
         state.save()
     })?;
     if state.cni == Cni::Cilium {
-        progress.step("cilium-operator and cilium-agents", || {
+        progress.step("cilium-operator", || {
             for c in &topo.clusters {
                 let cfg = cilium::cluster_config(c, &state.config);
                 let cp = topo.control_plane(&c.name);
@@ -466,6 +466,26 @@ async fn bring_up(
                     &cfg,
                 )?;
                 start(state, paths, cp, "cilium-operator", &paths.root(), &argv)?;
+            }
+            state.save()
+        })?;
+        // CiliumNodes in topology order, so the operator hands out pod
+        // CIDRs in that order (k8s-ctr 172.20.0.0/24, k8s-w1 .1, k8s-w0 .2)
+        // however the agents race; each agent then completes its own.
+        progress
+            .step_async("registering CiliumNodes", async {
+                for (c, store) in topo.clusters.iter().zip(&stores) {
+                    for h in topo.nodes().filter(|h| topo.cluster_of(h).name == c.name) {
+                        register_cilium_node(store, h).await?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        progress.step("cilium-agents", || {
+            for c in &topo.clusters {
+                let cfg = cilium::cluster_config(c, &state.config);
+                let cp = topo.control_plane(&c.name);
                 for h in topo.nodes().filter(|h| topo.cluster_of(h).name == c.name) {
                     let argv = cilium::agent_argv(paths, h, &etcd_network_endpoint(cp), &cfg)?;
                     start(
@@ -635,16 +655,39 @@ async fn register_node(store: &Store, h: &Host) -> Result<()> {
         );
     }
     let ip: Ipv4Addr = h.primary_ip().expect("validated");
-    let node: Node = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": h.name, "labels": labels},
-        "status": {"addresses": [
-            {"type": "InternalIP", "address": ip.to_string()},
-            {"type": "Hostname", "address": h.name},
-        ]},
-    }))?;
-    match store.create(&node).await {
+    create_if_absent::<Node>(
+        store,
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": h.name, "labels": labels},
+            "status": {"addresses": [
+                {"type": "InternalIP", "address": ip.to_string()},
+                {"type": "Hostname", "address": h.name},
+            ]},
+        }),
+    )
+    .await
+}
+
+async fn register_cilium_node(store: &Store, h: &Host) -> Result<()> {
+    let ip: Ipv4Addr = h.primary_ip().expect("validated");
+    create_if_absent::<api::cilium::node::CiliumNode>(
+        store,
+        serde_json::json!({
+            "apiVersion": "cilium.io/v2",
+            "kind": "CiliumNode",
+            "metadata": {"name": h.name},
+            "spec": {"addresses": [{"type": "InternalIP", "ip": ip.to_string()}]},
+        }),
+    )
+    .await
+}
+
+/// Create an object unless one with its name exists.
+async fn create_if_absent<T: api::Object>(store: &Store, value: serde_json::Value) -> Result<()> {
+    let obj: T = serde_json::from_value(value)?;
+    match store.create(&obj).await {
         Ok(_) | Err(store::Error::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }

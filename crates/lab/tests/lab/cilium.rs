@@ -342,6 +342,41 @@ fn agent_restart_keeps_connections_and_endpoints() {
         let (ok, body) = curl_from_curl_pod(&lab, ip);
         assert!(ok && body.contains(name), "{name} {ip}: {body}");
     }
+
+    // A deleted CiliumNode and an agent restart give the node a new pod
+    // CIDR; its pods keep their addresses, reached through routes of their own.
+    let cidr_of = |lab: &Lab| {
+        s(
+            &lab.json(&["get", "ciliumnodes", "k8s-w1"]),
+            "/spec/ipam/podCIDRs/0",
+        )
+        .to_string()
+    };
+    let old_cidr = cidr_of(&lab);
+    let (w1_pod, w1_ip) = webpod_on(&lab, "k8s-w1");
+    lab.ok(&["delete", "ciliumnode", "k8s-w1"]);
+    lab.ok(&["restart", "k8s-w1/cilium-agent"]);
+    let new_cidr = eventually("a new pod CIDR for k8s-w1", Duration::from_secs(30), || {
+        let out = lab.run(&["get", "ciliumnodes", "k8s-w1", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let c = s(&v, "/spec/ipam/podCIDRs/0").to_string();
+        (!c.is_empty()).then_some(c)
+    });
+    assert_ne!(new_cidr, old_cidr);
+    assert_eq!(webpod_on(&lab, "k8s-w1"), (w1_pod.clone(), w1_ip.clone()));
+    eventually(
+        "an endpoint route for the old address",
+        Duration::from_secs(30),
+        || {
+            let routes = lab.ok(&["exec", "k8s-w1", "--", "ip", "route"]);
+            routes
+                .lines()
+                .any(|l| l.starts_with(&format!("{w1_ip} dev lxc")))
+                .then_some(())
+        },
+    );
+    let body = lab.ok(&["exec", "k8s-w1", "--", "curl", "-s", "-m", "3", &w1_ip]);
+    assert!(body.contains(&format!("Hostname: {w1_pod}")), "{body}");
 }
 
 fn node_ip_links(lab: &Lab, node: &str) -> usize {
