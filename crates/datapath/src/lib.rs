@@ -45,6 +45,10 @@ static HOST_OBJ: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/host.
 pub const CILIUM_HOST: &str = "cilium_host";
 /// Name of `cilium_host`'s veth peer.
 pub const CILIUM_NET: &str = "cilium_net";
+/// Name of the VXLAN tunnel device (external mode).
+pub const CILIUM_VXLAN: &str = "cilium_vxlan";
+/// Name of the GENEVE tunnel device (external mode).
+pub const CILIUM_GENEVE: &str = "cilium_geneve";
 
 /// Errors of the datapath.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +87,27 @@ pub struct DatapathConfig {
     pub native_devices: Vec<String>,
     /// This node's cluster ID.
     pub cluster_id: u16,
+    /// Tunnel routing (`None` = native routing). The tunnel device must
+    /// exist before [`Datapath::load`] ([`net::setup_tunnel_device`]).
+    pub tunnel: Option<TunnelConfig>,
+}
+
+/// Tunnel routing settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelConfig {
+    /// Encapsulation.
+    pub protocol: TunnelProtocol,
+    /// UDP destination port (8472 VXLAN, 6081 GENEVE by convention).
+    pub port: u16,
+}
+
+/// Encapsulation protocol of tunnel routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelProtocol {
+    /// VXLAN (`cilium_vxlan`).
+    Vxlan,
+    /// GENEVE (`cilium_geneve`).
+    Geneve,
 }
 
 /// `cilium_lxc` value: a local endpoint, keyed by its IPv4.

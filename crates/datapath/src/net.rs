@@ -12,19 +12,27 @@ use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::AddressAttribute;
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoGeneve, InfoVeth, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope,
 };
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkGeneve, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder,
+};
 
-use crate::{CILIUM_HOST, CILIUM_NET, Error, Result};
+use crate::{CILIUM_GENEVE, CILIUM_HOST, CILIUM_NET, CILIUM_VXLAN, Error, Result, TunnelProtocol};
 
 const ENODEV: i32 = 19;
 const EEXIST: i32 = 17;
 const ESRCH: i32 = 3;
 const ENOENT: i32 = 2;
 const EADDRNOTAVAIL: i32 = 99;
+const EOPNOTSUPP: i32 = 95;
+
+/// MTU of the tunnel devices (the base MTU; overhead is taken off routes).
+const TUNNEL_DEVICE_MTU: u32 = 1500;
 
 fn nl(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
     Error::Netlink(format!("{what}: {e}"))
@@ -194,7 +202,9 @@ async fn del_index(h: &Handle, idx: u32, name: &str) -> Result<()> {
 /// Create the veth pair of an endpoint: `host_ifname` stays in the node
 /// namespace (up), the peer moves into the pod namespace at `netns` as
 /// `ifname` with `ip/32`, MTU `mtu`, a route to `gateway` (scope link) and
-/// a default route via it. All or nothing: on error nothing is left.
+/// a default route via it; both routes carry `mtu route_mtu` unless it is
+/// 0 (tunnel mode: device MTU 1500, routes 1450). All or nothing: on error
+/// nothing is left.
 ///
 /// The peer is created directly inside the pod namespace under its final
 /// name; a leftover `host_ifname` from an earlier attempt is replaced.
@@ -206,6 +216,7 @@ pub async fn create_endpoint_link(
     ip: Ipv4Addr,
     gateway: Ipv4Addr,
     mtu: u32,
+    route_mtu: u32,
 ) -> Result<EndpointLink> {
     let h = connect()?;
     let ns = std::fs::File::open(netns).map_err(|e| nl(netns.display(), e))?;
@@ -235,7 +246,7 @@ pub async fn create_endpoint_link(
             _ => return Err(nl(format!("creating veth {host_ifname}/{ifname}"), e)),
         }
     }
-    let res = plumb_endpoint(&h, netns, host_ifname, ifname, ip, gateway).await;
+    let res = plumb_endpoint(&h, netns, host_ifname, ifname, ip, gateway, route_mtu).await;
     if res.is_err() {
         // All or nothing: deleting the host side removes the peer too.
         let _ = delete_link(host_ifname).await;
@@ -250,6 +261,7 @@ async fn plumb_endpoint(
     ifname: &str,
     ip: Ipv4Addr,
     gateway: Ipv4Addr,
+    route_mtu: u32,
 ) -> Result<EndpointLink> {
     let (host_ifindex, host_mac) = require_link(h, host_ifname).await?;
     sysctl_set(&format!("net.ipv4.conf.{host_ifname}.rp_filter"), "0")?;
@@ -275,7 +287,11 @@ async fn plumb_endpoint(
         .output_interface(idx)
         .gateway(gateway)
         .build();
-    for (what, msg) in [("gateway route", to_gw), ("default route", default)] {
+    for (what, mut msg) in [("gateway route", to_gw), ("default route", default)] {
+        if route_mtu != 0 {
+            msg.attributes
+                .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(route_mtu)]));
+        }
         pod.route()
             .add(msg)
             .replace()
@@ -288,6 +304,126 @@ async fn plumb_endpoint(
         host_mac,
         container_mac,
     })
+}
+
+/// The device name of a tunnel protocol.
+pub fn tunnel_device_name(protocol: TunnelProtocol) -> &'static str {
+    match protocol {
+        TunnelProtocol::Vxlan => CILIUM_VXLAN,
+        TunnelProtocol::Geneve => CILIUM_GENEVE,
+    }
+}
+
+/// Whether an existing link already is the tunnel device we want.
+fn tunnel_link_matches(msg: &LinkMessage, protocol: TunnelProtocol, port: u16) -> bool {
+    let infos = msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(i) => Some(i),
+        _ => None,
+    });
+    let Some(infos) = infos else { return false };
+    let mtu_ok = msg
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Mtu(m) if *m == TUNNEL_DEVICE_MTU));
+    let data = infos.iter().find_map(|i| match i {
+        LinkInfo::Data(d) => Some(d),
+        _ => None,
+    });
+    mtu_ok
+        && match (protocol, data) {
+            (TunnelProtocol::Vxlan, Some(InfoData::Vxlan(v))) => {
+                v.contains(&InfoVxlan::CollectMetadata(true))
+                    && v.contains(&InfoVxlan::Port(port))
+                    && v.contains(&InfoVxlan::Learning(false))
+            }
+            (TunnelProtocol::Geneve, Some(InfoData::Geneve(g))) => {
+                g.contains(&InfoGeneve::CollectMetadata) && g.contains(&InfoGeneve::Port(port))
+            }
+            _ => false,
+        }
+}
+
+/// Create the tunnel device of `protocol` in the node namespace:
+/// `cilium_vxlan` (VXLAN in external/collect_metadata mode, `dstport`
+/// `port`, learning off) or `cilium_geneve` (GENEVE external, `port`), MTU
+/// 1500, up; returns its ifindex.
+///
+/// Idempotent: a device with the right settings is kept, one with other
+/// settings is replaced, and the other protocol's device is removed. A
+/// kernel without GENEVE support yields an error naming `CONFIG_GENEVE`.
+pub async fn setup_tunnel_device(protocol: TunnelProtocol, port: u16) -> Result<u32> {
+    let h = connect()?;
+    let name = tunnel_device_name(protocol);
+    let other = match protocol {
+        TunnelProtocol::Vxlan => CILIUM_GENEVE,
+        TunnelProtocol::Geneve => CILIUM_VXLAN,
+    };
+    if let Some((idx, _)) = link_by_name(&h, other).await? {
+        del_index(&h, idx, other).await?;
+    }
+    let existing = match h
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await
+    {
+        Ok(m) => m,
+        Err(e) if errno(&e) == Some(ENODEV) => None,
+        Err(e) => return Err(nl(format!("get link {name}"), e)),
+    };
+    let idx = match existing {
+        Some(m) if tunnel_link_matches(&m, protocol, port) => m.header.index,
+        stale => {
+            if let Some(m) = stale {
+                del_index(&h, m.header.index, name).await?;
+            }
+            let msg = match protocol {
+                TunnelProtocol::Vxlan => LinkMessageBuilder::<LinkVxlan>::new(name)
+                    .collect_metadata(true)
+                    .port(port)
+                    .learning(false)
+                    .mtu(TUNNEL_DEVICE_MTU)
+                    .build(),
+                TunnelProtocol::Geneve => LinkMessageBuilder::<LinkGeneve>::new(name)
+                    .collect_metadata()
+                    .port(port)
+                    .mtu(TUNNEL_DEVICE_MTU)
+                    .build(),
+            };
+            match h.link().add(msg).execute().await {
+                Ok(()) => {}
+                Err(e) if protocol == TunnelProtocol::Geneve && errno(&e) == Some(EOPNOTSUPP) => {
+                    return Err(Error::Other(format!(
+                        "tunnel-protocol geneve: this kernel cannot create a GENEVE device \
+                         (CONFIG_GENEVE is not enabled): creating {name}: {e}"
+                    )));
+                }
+                Err(e) => return Err(nl(format!("creating {name} (port {port})"), e)),
+            }
+            require_link(&h, name).await?.0
+        }
+    };
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(|e| nl(format!("setting {name} up"), e))?;
+    sysctl_set(&format!("net.ipv4.conf.{name}.rp_filter"), "0")?;
+    Ok(idx)
+}
+
+/// Remove `cilium_vxlan` and `cilium_geneve` from the node namespace
+/// (absent is fine): used when switching back to native routing.
+pub async fn delete_tunnel_devices() -> Result<()> {
+    let h = connect()?;
+    for name in [CILIUM_VXLAN, CILIUM_GENEVE] {
+        if let Some((idx, _)) = link_by_name(&h, name).await? {
+            del_index(&h, idx, name).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Delete a link by name in the node namespace (absent is fine).

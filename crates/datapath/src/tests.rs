@@ -48,6 +48,7 @@ fn config(dir: &BpfDir) -> DatapathConfig {
         router_ip: ROUTER,
         native_devices: vec![],
         cluster_id: 0,
+        tunnel: None,
     }
 }
 
@@ -305,6 +306,7 @@ fn bare_bpffs_root_is_refused() {
         router_ip: ROUTER,
         native_devices: vec![],
         cluster_id: 0,
+        tunnel: None,
     };
     assert!(Datapath::open(&cfg).is_err());
 }

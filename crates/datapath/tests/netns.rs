@@ -102,6 +102,7 @@ fn pods_on_one_node_talk_through_the_datapath() {
         router_ip: ROUTER,
         native_devices: vec![],
         cluster_id: 0,
+        tunnel: None,
     };
 
     in_netns(&node, async || {
@@ -131,7 +132,7 @@ fn pods_on_one_node_talk_through_the_datapath() {
         for (i, (pod, ip)) in [(&pod1, POD1), (&pod2, POD2)].into_iter().enumerate() {
             let host = format!("lxcdpt{i}");
             let t = std::time::Instant::now();
-            let l = net::create_endpoint_link(&pod.path(), &host, "eth0", ip, ROUTER, 1500)
+            let l = net::create_endpoint_link(&pod.path(), &host, "eth0", ip, ROUTER, 1500, 0)
                 .await
                 .unwrap();
             eprintln!("create_endpoint_link {host}: {:?}", t.elapsed());
