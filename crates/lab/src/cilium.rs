@@ -119,6 +119,27 @@ impl AgentPaths {
     }
 }
 
+/// Write a node agent's config directory: the cluster's config plus where
+/// to write its CNI configuration.
+pub fn write_agent_config(
+    paths: &LabPaths,
+    node: &str,
+    cfg: &BTreeMap<String, String>,
+) -> Result<()> {
+    let ap = AgentPaths::new(paths, node);
+    let mut cfg = cfg.clone();
+    cfg.insert(
+        "write-cni-conf-when-ready".into(),
+        ap.conflist.display().to_string(),
+    );
+    write_config_dir(&ap.config, &cfg)
+}
+
+/// The operator's config directory of a cluster.
+pub fn operator_config_dir(paths: &LabPaths, cluster: &str) -> PathBuf {
+    paths.root().join("clusters").join(cluster).join("config")
+}
+
 /// The agent's command line for a node; writes its config directory.
 pub fn agent_argv(
     paths: &LabPaths,
@@ -127,12 +148,7 @@ pub fn agent_argv(
     cfg: &BTreeMap<String, String>,
 ) -> Result<Vec<String>> {
     let ap = AgentPaths::new(paths, &node.name);
-    let mut cfg = cfg.clone();
-    cfg.insert(
-        "write-cni-conf-when-ready".into(),
-        ap.conflist.display().to_string(),
-    );
-    write_config_dir(&ap.config, &cfg)?;
+    write_agent_config(paths, &node.name, cfg)?;
     std::fs::create_dir_all(&ap.state)?;
     let device = node
         .interfaces
@@ -165,7 +181,7 @@ pub fn operator_argv(
     etcd: &str,
     cfg: &BTreeMap<String, String>,
 ) -> Result<Vec<String>> {
-    let dir = paths.root().join("clusters").join(cluster).join("config");
+    let dir = operator_config_dir(paths, cluster);
     write_config_dir(&dir, cfg)?;
     Ok(vec![
         sibling_binary("cilium-operator")?.display().to_string(),

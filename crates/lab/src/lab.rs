@@ -124,7 +124,7 @@ impl LabState {
             .with_context(|| format!("corrupt state file {}", path.display()))
     }
 
-    fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         let paths = LabPaths::new(&self.lab);
         let tmp = paths.root().join("lab.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
@@ -553,8 +553,9 @@ fn start(
 }
 
 /// `restart HOST/PROCESS`: stop the process if it still runs, start it
-/// again with the same command line, record the new PID.
-pub fn restart(lab: &str, target: &str) -> Result<String> {
+/// again with the same command line, record the new PID. Returns what to
+/// print and the new process.
+pub fn restart(lab: &str, target: &str) -> Result<(String, ProcRecord)> {
     let mut state = LabState::load(lab)?;
     let Some((host, name)) = target.split_once('/') else {
         bail!("expected HOST/PROCESS (e.g. k8s-ctr/cilium-agent), got {target:?}");
@@ -570,9 +571,9 @@ pub fn restart(lab: &str, target: &str) -> Result<String> {
     old.stop(Duration::from_secs(5));
     let new = procs::spawn(&old.spec)?;
     let line = format!("{host}/{name} restarted (pid {} -> {})", old.pid, new.pid);
-    state.processes[i] = new;
+    state.processes[i] = new.clone();
     state.save()?;
-    Ok(line)
+    Ok((line, new))
 }
 
 /// Poll `f` until it yields `Some`, or fail with `what` at the deadline.

@@ -9,6 +9,7 @@ mod controlplane;
 mod fabric;
 mod lab;
 mod procs;
+mod rollout;
 mod runtime;
 mod status;
 mod topology;
@@ -71,6 +72,12 @@ enum Command {
         /// HOST/PROCESS.
         target: String,
     },
+    /// View or change the cluster's `cilium-config`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Rolling restarts (`rollout restart ds/cilium`).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// What is running and how it is doing.
     Status,
     /// Create or update objects from manifests (multi-document YAML).
@@ -187,6 +194,39 @@ enum Command {
     /// Internal entry points of the lab's own processes.
     #[command(hide = true, subcommand)]
     Internal(Internal),
+}
+
+/// `config` subcommands.
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// The effective config, `key value` lines.
+    View,
+    /// Set keys (KEY=VALUE ...); apply with `rollout restart ds/cilium`.
+    Set {
+        /// KEY=VALUE pairs.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+    },
+    /// Remove keys set earlier (back to the lab defaults).
+    Unset {
+        /// Keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+}
+
+/// `rollout` subcommands.
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Restart the agents one node at a time (`ds/cilium`), or the operator
+    /// (`deployment/cilium-operator`).
+    Restart {
+        /// `ds/cilium` or `deployment/cilium-operator`.
+        target: String,
+        /// How long to wait for each agent to serve again.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
 }
 
 /// `-n`, `-A`, `-l`.
@@ -378,7 +418,27 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Restart { target } => {
-            println!("{}", lab::restart(&cli.lab, &target)?);
+            println!("{}", lab::restart(&cli.lab, &target)?.0);
+            Ok(0)
+        }
+        Command::Config(ConfigCommand::View) => {
+            print!(
+                "{}",
+                rollout::view(&LabState::load(&cli.lab)?, cli.cluster.as_deref())?
+            );
+            Ok(0)
+        }
+        Command::Config(ConfigCommand::Set { pairs }) => {
+            println!("{}", rollout::edit(&cli.lab, &parse_config(&pairs)?, &[])?);
+            Ok(0)
+        }
+        Command::Config(ConfigCommand::Unset { keys }) => {
+            println!("{}", rollout::edit(&cli.lab, &BTreeMap::new(), &keys)?);
+            Ok(0)
+        }
+        Command::Rollout(RolloutCommand::Restart { target, timeout }) => {
+            let lines = runtime()?.block_on(rollout::restart(&cli.lab, &target, timeout))?;
+            print_lines(&lines);
             Ok(0)
         }
         command => {
@@ -639,6 +699,8 @@ async fn run_cluster_command(
         Command::Up { .. }
         | Command::Down
         | Command::Restart { .. }
+        | Command::Config(_)
+        | Command::Rollout(_)
         | Command::Status
         | Command::Internal(_) => {
             unreachable!("handled by run")
