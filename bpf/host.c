@@ -4,7 +4,9 @@
  *
  * cil_from_host (cilium_host tc egress): packets the stack routes to the
  *   local pod CIDR via cilium_host are delivered to the endpoint by
- *   redirect; others continue to cilium_net.
+ *   redirect; with tunnel routing, packets to a prefix whose ipcache entry
+ *   has a tunnel endpoint are encapsulated (VNI = the host identity) and
+ *   redirected to the tunnel device; others continue to cilium_net.
  * cil_to_host (cilium_host and cilium_net tc ingress): pass to the stack,
  *   traced.
  * cil_from_netdev (native devices, tc ingress): pass to the stack, counted.
@@ -12,9 +14,28 @@
 #include "lib/common.h"
 #include "lib/events.h"
 #include "lib/eth.h"
+#include "lib/tunnel.h"
 
-SEC("classifier")
-int cil_from_host(struct __sk_buff *skb)
+/* Encapsulate host traffic to a tunneled prefix, else pass it on. */
+static __always_inline int host_to_overlay(struct __sk_buff *skb, __u32 daddr)
+{
+	struct remote_endpoint_info *info = tunnel_lookup4(daddr);
+	__u32 endpoint, dst_label;
+
+	if (!info)
+		return TC_ACT_OK;
+	endpoint = info->tunnel_endpoint;
+	dst_label = info->sec_identity;
+	if (encap_and_redirect(skb, endpoint, IDENTITY_HOST) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, METRIC_EGRESS, 0,
+				 IDENTITY_HOST, __LINE__, FILE_HOST);
+	update_metrics(skb, 0, METRIC_EGRESS, 0, 0);
+	send_trace(skb, TRACE_TO_OVERLAY, 0, IDENTITY_HOST, dst_label, 0,
+		   TUNNEL_IFINDEX);
+	return TC_ACT_REDIRECT;
+}
+
+static __always_inline int from_host(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -26,7 +47,9 @@ int cil_from_host(struct __sk_buff *skb)
 	if ((void *)(ip4 + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	dst = lookup_endpoint4(ip4->daddr);
-	if (!dst || (dst->flags & ENDPOINT_F_HOST))
+	if (!dst)
+		return host_to_overlay(skb, ip4->daddr);
+	if (dst->flags & ENDPOINT_F_HOST)
 		return TC_ACT_OK;
 	saddr = ip4->saddr;
 	src_identity = saddr == ROUTER_IP ? IDENTITY_HOST : lookup_identity4(saddr);
@@ -45,6 +68,12 @@ int cil_from_host(struct __sk_buff *skb)
 }
 
 SEC("classifier")
+int cil_from_host(struct __sk_buff *skb)
+{
+	return from_host(skb);
+}
+
+SEC("classifier")
 int cil_to_host(struct __sk_buff *skb)
 {
 	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
@@ -58,5 +87,3 @@ int cil_from_netdev(struct __sk_buff *skb)
 	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
 	return TC_ACT_OK;
 }
-
-char LICENSE[] SEC("license") = "Dual BSD/GPL";

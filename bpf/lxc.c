@@ -9,12 +9,16 @@
  *     "Invalid source ip");
  *   - IPv4 to another local endpoint is delivered by redirect (MACs
  *     rewritten, TTL decremented, source identity in skb->mark);
+ *   - with tunnel routing, IPv4 to a prefix whose ipcache entry has a
+ *     tunnel endpoint is encapsulated (VNI = the pod's identity, TTL
+ *     decremented) and redirected to the tunnel device;
  *   - anything else goes to the kernel stack (FIB, native routing).
  */
 #include "lib/common.h"
 #include "lib/events.h"
 #include "lib/eth.h"
 #include "lib/arp.h"
+#include "lib/tunnel.h"
 
 static __always_inline int handle_arp(struct __sk_buff *skb)
 {
@@ -85,6 +89,27 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb)
 		return TC_ACT_REDIRECT;
 	}
 
+	/* Tunnel routing: encapsulate towards the remote node. */
+	if (!dst && daddr != ROUTER_IP && ttl > 1) {
+		struct remote_endpoint_info *info = tunnel_lookup4(daddr);
+
+		if (info) {
+			__u32 endpoint = info->tunnel_endpoint;
+
+			dst_label = info->sec_identity;
+			if (ipv4_dec_ttl(skb, ttl) < 0 ||
+			    encap_and_redirect(skb, endpoint, src_identity) < 0)
+				return send_drop(skb, DROP_WRITE_ERROR,
+						 METRIC_EGRESS, src_id,
+						 src_identity, __LINE__,
+						 FILE_LXC);
+			update_metrics(skb, 0, METRIC_EGRESS, 0, 0);
+			send_trace(skb, TRACE_TO_OVERLAY, src_id, src_identity,
+				   dst_label, 0, TUNNEL_IFINDEX);
+			return TC_ACT_REDIRECT;
+		}
+	}
+
 	/* To the stack: the kernel FIB routes it (or delivers it locally). */
 	dst_label = daddr == ROUTER_IP ? IDENTITY_HOST : lookup_identity4(daddr);
 	update_metrics(skb, 0, METRIC_EGRESS, 0, 0);
@@ -93,8 +118,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
-SEC("classifier")
-int cil_from_container(struct __sk_buff *skb)
+static __always_inline int from_container(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -115,4 +139,8 @@ int cil_from_container(struct __sk_buff *skb)
 	}
 }
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+SEC("classifier")
+int cil_from_container(struct __sk_buff *skb)
+{
+	return from_container(skb);
+}

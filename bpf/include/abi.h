@@ -47,7 +47,9 @@ struct endpoint_info {
 	__u32 parent_ifindex;
 };
 
-/* cilium_ipcache_v2: LPM trie; prefixlen = 32 + IP prefix length. */
+/* cilium_ipcache_v2: LPM trie; prefixlen = 32 + IP prefix length. With
+ * IPCACHE_F_HAS_TUNNEL_EP set (and tunnel routing enabled), traffic to the
+ * prefix is encapsulated towards tunnel_endpoint. */
 struct ipcache_key {
 	__u32 prefixlen;
 	__u16 cluster_id;
@@ -107,10 +109,12 @@ struct metrics_value {
 #define DROP_INVALID		134
 #define DROP_UNKNOWN_L3		139
 #define DROP_WRITE_ERROR	141
+#define DROP_NO_TUNNEL_KEY	155
 
 /* Source files named in metrics and drop notifications. */
 #define FILE_LXC	1
 #define FILE_HOST	2
+#define FILE_OVERLAY	3
 
 /* Well-known identities. */
 #define IDENTITY_HOST	1
@@ -127,8 +131,10 @@ struct metrics_value {
 #define TRACE_TO_LXC		0
 #define TRACE_TO_HOST		2
 #define TRACE_TO_STACK		3
+#define TRACE_TO_OVERLAY	4
 #define TRACE_FROM_LXC		5
 #define TRACE_FROM_HOST		7
+#define TRACE_FROM_OVERLAY	9
 #define TRACE_FROM_NETWORK	10
 
 /* Trace reasons. */

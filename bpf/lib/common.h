@@ -16,6 +16,8 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
 /* Per-node constants, patched at load time (EbpfLoader::override_global). */
 volatile const __u32 ROUTER_IP = 0;	/* network byte order */
 
@@ -60,16 +62,22 @@ static __always_inline struct endpoint_info *lookup_endpoint4(__u32 ip4)
 	return bpf_map_lookup_elem(&cilium_lxc, &key);
 }
 
-/* Security identity of an IPv4 address from the ipcache (world if unknown). */
-static __always_inline __u32 lookup_identity4(__u32 ip4)
+/* Longest-prefix ipcache entry covering an IPv4 address, NULL if none. */
+static __always_inline struct remote_endpoint_info *lookup_ipcache4(__u32 ip4)
 {
 	struct ipcache_key key = {};
-	struct remote_endpoint_info *info;
 
 	key.prefixlen = 32 + 32;
 	key.family = ENDPOINT_KEY_IPV4;
 	key.ip4 = ip4;
-	info = bpf_map_lookup_elem(&cilium_ipcache_v2, &key);
+	return bpf_map_lookup_elem(&cilium_ipcache_v2, &key);
+}
+
+/* Security identity of an IPv4 address from the ipcache (world if unknown). */
+static __always_inline __u32 lookup_identity4(__u32 ip4)
+{
+	struct remote_endpoint_info *info = lookup_ipcache4(ip4);
+
 	return info ? info->sec_identity : IDENTITY_WORLD;
 }
 

@@ -6,8 +6,10 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The BPF entry files; each becomes `<name>.o` in `OUT_DIR`.
-const OBJECTS: &[&str] = &["lxc", "host"];
+/// The BPF entry files (below `bpf/`, without `.c`); each becomes
+/// `<name>.o` in `OUT_DIR` (`/` replaced by `_`). `tests/tunnel_test` holds
+/// test-only wrappers used by the packet tests.
+const OBJECTS: &[&str] = &["lxc", "host", "overlay", "tests/tunnel_test"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -46,7 +48,7 @@ fn run(cmd: &mut Command, what: &str, hint: &str) {
 
 fn compile_bpf(bpf: &Path, out: &Path, name: &str) {
     let src = bpf.join(format!("{name}.c"));
-    let obj = out.join(format!("{name}.o"));
+    let obj = out.join(format!("{}.o", name.replace('/', "_")));
     run(
         Command::new("clang-19")
             .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"])

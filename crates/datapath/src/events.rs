@@ -15,7 +15,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceNotification {
     /// Observation point (`TRACE_TO_LXC` 0, `TRACE_TO_HOST` 2,
-    /// `TRACE_TO_STACK` 3, `TRACE_FROM_HOST` 7, ...).
+    /// `TRACE_TO_STACK` 3, `TRACE_TO_OVERLAY` 4, `TRACE_FROM_HOST` 7,
+    /// `TRACE_FROM_OVERLAY` 9, ...).
     pub obs_point: u8,
     /// Endpoint ID that emitted it (0 = host).
     pub source: u16,
@@ -132,6 +133,7 @@ pub fn drop_reason_name(reason: u8) -> &'static str {
         c::DROP_INVALID => "Invalid packet",
         c::DROP_UNKNOWN_L3 => "Unsupported L3 protocol",
         c::DROP_WRITE_ERROR => "Error writing to packet",
+        c::DROP_NO_TUNNEL_KEY => "Error retrieving tunnel key",
         _ => "Unknown",
     }
 }

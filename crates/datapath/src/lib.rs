@@ -3,12 +3,20 @@
 //! - [`Datapath`]: loads the clang-built object (`bpf/*.c`), pins its maps
 //!   under a per-node bpffs directory (reusing existing pins so an agent
 //!   restart keeps state), attaches programs to `cilium_host`,
-//!   `cilium_net`, the native devices and each endpoint's `lxc*` veth (TCX
+//!   `cilium_net`, the native devices, the tunnel device in tunnel mode
+//!   (`cilium_vxlan`/`cilium_geneve`) and each endpoint's `lxc*` veth (TCX
 //!   with pinned links, clsact fallback), and gives typed access to the
 //!   maps (`cilium_lxc`, `cilium_ipcache_v2`, `cilium_metrics`) and the
 //!   event stream (`cilium_events`).
-//! - [`net`]: netlink helpers: the `cilium_host`/`cilium_net` pair, an
-//!   endpoint's veth pair plumbed into a pod namespace, routes, sysctls.
+//! - [`net`]: netlink helpers: the `cilium_host`/`cilium_net` pair, the
+//!   tunnel device, an endpoint's veth pair plumbed into a pod namespace,
+//!   routes, sysctls.
+//!
+//! Tunnel routing ([`DatapathConfig::tunnel`]): the endpoint and host
+//! programs encapsulate packets to ipcache prefixes that have a tunnel
+//! endpoint (VNI = source security identity) and redirect them to the
+//! tunnel device, whose `cil_from_overlay` takes the source identity from
+//! the VNI and delivers to local endpoints.
 //!
 //! Layouts shared with C come from `bpf/include/` (one source of truth;
 //! size/offset assertions on the Rust side).
@@ -40,6 +48,8 @@ use abi::{
 static LXC_OBJ: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lxc.o"));
 /// The compiled `bpf/host.c`.
 static HOST_OBJ: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/host.o"));
+/// The compiled `bpf/overlay.c`.
+static OVERLAY_OBJ: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/overlay.o"));
 
 /// Name of the host device holding the router IP.
 pub const CILIUM_HOST: &str = "cilium_host";
@@ -167,6 +177,8 @@ pub enum Program {
     ToHost,
     /// `cil_from_netdev` (native devices, tc ingress).
     FromNetdev,
+    /// `cil_from_overlay` (tunnel device, tc ingress).
+    FromOverlay,
 }
 
 impl Program {
@@ -177,6 +189,7 @@ impl Program {
             Self::FromHost => "cil_from_host",
             Self::ToHost => "cil_to_host",
             Self::FromNetdev => "cil_from_netdev",
+            Self::FromOverlay => "cil_from_overlay",
         }
     }
 }
@@ -190,6 +203,7 @@ pub struct Datapath {
     bpf_dir: PathBuf,
     lxc_obj: Ebpf,
     host_obj: Ebpf,
+    overlay_obj: Ebpf,
     lxc: Mutex<BpfHashMap<MapData, EndpointKey, EndpointInfoRaw>>,
     ipcache: Mutex<LpmTrie<MapData, IpcacheKeyData, RemoteEndpointInfo>>,
     metrics: PerCpuHashMap<MapData, MetricsKeyRaw, MetricsValueRaw>,
@@ -264,21 +278,92 @@ fn is_not_found(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound
 }
 
+/// The load-time constants (`volatile const` globals) of the programs.
+struct Globals {
+    /// `ROUTER_IP` (network byte order).
+    router_ip: u32,
+    /// `TUNNEL_ENABLED`.
+    tunnel_enabled: u32,
+    /// `TUNNEL_IFINDEX`.
+    tunnel_ifindex: u32,
+}
+
+impl Globals {
+    /// Load an object with its maps pinned (or reused) in `dir` and the
+    /// globals patched. Only objects with tunnel code carry the tunnel
+    /// globals; `ROUTER_IP` must exist in every object.
+    fn load(&self, obj: &[u8], what: &str, dir: &Path) -> Result<Ebpf> {
+        EbpfLoader::new()
+            .default_map_pin_directory(dir)
+            .override_global("ROUTER_IP", &self.router_ip, true)
+            .override_global("TUNNEL_ENABLED", &self.tunnel_enabled, false)
+            .override_global("TUNNEL_IFINDEX", &self.tunnel_ifindex, false)
+            .load(obj)
+            .map_err(|e| bpf_err(format!("loading {what}"), e))
+    }
+}
+
+/// Load the classifier programs `progs` of `obj` into the kernel.
+fn load_programs(obj: &mut Ebpf, progs: &[&str]) -> Result<()> {
+    for name in progs {
+        let prog: &mut SchedClassifier = obj
+            .program_mut(name)
+            .ok_or_else(|| Error::Bpf(format!("program {name} missing")))?
+            .try_into()
+            .map_err(|e| bpf_err(name, e))?;
+        prog.load().map_err(|e| prog_err(name, e))?;
+    }
+    Ok(())
+}
+
 impl Datapath {
     /// Load the programs, pin or reuse maps, attach to `cilium_host`,
     /// `cilium_net` and the native devices (idempotent: re-running after a
     /// restart replaces the programs without dropping traffic).
     ///
     /// `cilium_host`/`cilium_net` must exist ([`net::setup_host_devices`]).
+    /// With `cfg.tunnel` the tunnel device must exist too
+    /// ([`net::setup_tunnel_device`]): `cil_from_overlay` is attached to its
+    /// ingress and the other protocol's stale overlay link is removed;
+    /// without it, overlay links left by an earlier tunnel-mode run are
+    /// removed. Endpoints must be re-attached ([`Datapath::attach_endpoint`])
+    /// for their programs to pick up a changed routing mode.
     pub fn load(cfg: &DatapathConfig) -> Result<Self> {
         let mut dp = Self::open(cfg)?;
         dp.attach_host(&cfg.native_devices)?;
+        let active = cfg.tunnel.map(|t| net::tunnel_device_name(t.protocol));
+        for dev in [CILIUM_VXLAN, CILIUM_GENEVE] {
+            if Some(dev) == active {
+                dp.attach(Program::FromOverlay, dev, TcAttachType::Ingress)?;
+            } else {
+                dp.unpin_links(dev)?;
+            }
+        }
         Ok(dp)
     }
 
     /// Load the programs and pin or reuse the maps without attaching
-    /// anything (packet tests, or a later [`Datapath::attach_host`]).
+    /// anything (packet tests, or a later [`Datapath::attach_host`]). With
+    /// `cfg.tunnel` the tunnel device's ifindex is looked up by name (it
+    /// must exist).
     pub fn open(cfg: &DatapathConfig) -> Result<Self> {
+        let tunnel_ifindex = match cfg.tunnel {
+            Some(t) => {
+                let name = net::tunnel_device_name(t.protocol);
+                nix::net::if_::if_nametoindex(name).map_err(|e| {
+                    Error::Other(format!(
+                        "tunnel device {name}: {e} (create it with net::setup_tunnel_device before loading)"
+                    ))
+                })?
+            }
+            None => 0,
+        };
+        Self::open_with(cfg, tunnel_ifindex)
+    }
+
+    /// [`Datapath::open`] with the tunnel device's ifindex given (used
+    /// only when `cfg.tunnel` is set).
+    fn open_with(cfg: &DatapathConfig, tunnel_ifindex: u32) -> Result<Self> {
         let dir = &cfg.bpf_dir;
         if !dir.is_absolute() || dir.parent().is_none_or(|p| p == Path::new("/sys/fs")) {
             return Err(Error::Other(format!(
@@ -288,32 +373,25 @@ impl Datapath {
         }
         std::fs::create_dir_all(dir.join("links"))
             .map_err(|e| Error::Other(format!("creating {}: {e}", dir.display())))?;
-        let router = u32::from_ne_bytes(cfg.router_ip.octets());
-        let load = |obj: &[u8], what: &str| -> Result<Ebpf> {
-            EbpfLoader::new()
-                .default_map_pin_directory(dir)
-                .override_global("ROUTER_IP", &router, true)
-                .load(obj)
-                .map_err(|e| bpf_err(format!("loading {what}"), e))
+        let globals = Globals {
+            router_ip: u32::from_ne_bytes(cfg.router_ip.octets()),
+            tunnel_enabled: u32::from(cfg.tunnel.is_some()),
+            tunnel_ifindex,
         };
-        // lxc first: it creates (or reuses) the pinned maps; host reuses them.
-        let mut lxc_obj = load(LXC_OBJ, "lxc.o")?;
-        let mut host_obj = load(HOST_OBJ, "host.o")?;
+        // lxc first: it creates (or reuses) the pinned maps; the others
+        // reuse them.
+        let mut lxc_obj = globals.load(LXC_OBJ, "lxc.o", dir)?;
+        let mut host_obj = globals.load(HOST_OBJ, "host.o", dir)?;
+        let mut overlay_obj = globals.load(OVERLAY_OBJ, "overlay.o", dir)?;
         for (obj, progs) in [
             (&mut lxc_obj, &[Program::FromContainer][..]),
             (
                 &mut host_obj,
                 &[Program::FromHost, Program::ToHost, Program::FromNetdev][..],
             ),
+            (&mut overlay_obj, &[Program::FromOverlay][..]),
         ] {
-            for p in progs {
-                let prog: &mut SchedClassifier = obj
-                    .program_mut(p.name())
-                    .ok_or_else(|| Error::Bpf(format!("program {} missing", p.name())))?
-                    .try_into()
-                    .map_err(|e| bpf_err(p.name(), e))?;
-                prog.load().map_err(|e| prog_err(p.name(), e))?;
-            }
+            load_programs(obj, &progs.iter().map(|p| p.name()).collect::<Vec<_>>())?;
         }
         let take = |obj: &mut Ebpf, name: &'static str| {
             obj.take_map(name).ok_or(Error::Map {
@@ -333,6 +411,7 @@ impl Datapath {
             bpf_dir: dir.clone(),
             lxc_obj,
             host_obj,
+            overlay_obj,
             lxc: Mutex::new(lxc),
             ipcache: Mutex::new(ipcache),
             metrics,
@@ -368,8 +447,13 @@ impl Datapath {
     /// Detach from a host-side veth and unpin its links (idempotent; a
     /// vanished device is fine).
     pub fn detach_endpoint(&mut self, host_ifname: &str) -> Result<()> {
+        self.unpin_links(host_ifname)
+    }
+
+    /// Detach and unpin both links pinned for `ifname` (absent is fine).
+    fn unpin_links(&self, ifname: &str) -> Result<()> {
         for hook in [TcAttachType::Ingress, TcAttachType::Egress] {
-            let pin = self.link_pin(host_ifname, hook);
+            let pin = self.link_pin(ifname, hook);
             match PinnedLink::from_pin(&pin) {
                 // Unpinning and closing the last fd detaches the link.
                 Ok(link) => drop(link.unpin().map_err(|e| bpf_err(pin.display(), e))?),
@@ -400,10 +484,10 @@ impl Datapath {
     /// is no moment without a program. Falls back to clsact if TCX fails.
     fn attach(&mut self, p: Program, ifname: &str, hook: TcAttachType) -> Result<()> {
         let pin = self.link_pin(ifname, hook);
-        let obj = if p == Program::FromContainer {
-            &mut self.lxc_obj
-        } else {
-            &mut self.host_obj
+        let obj = match p {
+            Program::FromContainer => &mut self.lxc_obj,
+            Program::FromOverlay => &mut self.overlay_obj,
+            Program::FromHost | Program::ToHost | Program::FromNetdev => &mut self.host_obj,
         };
         let prog: &mut SchedClassifier = obj
             .program_mut(p.name())

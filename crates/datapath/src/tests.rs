@@ -13,6 +13,14 @@ const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 const SKB_SIZE: usize = 192;
 const SKB_MARK: usize = 8;
+/// `__sk_buff.cb[0]`.
+const SKB_CB: usize = 48;
+/// A stand-in tunnel device ifindex (no device is needed for test runs).
+const TUNNEL_IFINDEX: u32 = 42;
+
+/// The compiled `bpf/tests/tunnel_test.c` (wrappers exposing tunnel keys).
+static TUNNEL_TEST_OBJ: &[u8] =
+    include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tests_tunnel_test.o"));
 
 const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
@@ -55,8 +63,17 @@ fn config(dir: &BpfDir) -> DatapathConfig {
 /// A datapath with endpoint A on ifindex 1 (the loopback device, which
 /// BPF_PROG_TEST_RUN uses as skb->dev) and endpoint B on ifindex 99.
 fn setup() -> (Datapath, BpfDir) {
+    setup_with(None)
+}
+
+/// [`setup`] with an optional tunnel (device ifindex [`TUNNEL_IFINDEX`]).
+fn setup_with(tunnel: Option<TunnelConfig>) -> (Datapath, BpfDir) {
     let dir = BpfDir::new();
-    let dp = Datapath::open(&config(&dir)).expect("load datapath");
+    let cfg = DatapathConfig {
+        tunnel,
+        ..config(&dir)
+    };
+    let dp = Datapath::open_with(&cfg, TUNNEL_IFINDEX).expect("load datapath");
     let a = EndpointInfo {
         ifindex: 1,
         lxc_id: 100,
@@ -82,32 +99,68 @@ struct Run {
     verdict: u32,
     data: Vec<u8>,
     mark: u32,
+    /// `__sk_buff.cb[0..5]` after the run.
+    cb: [u32; 5],
 }
 
 fn run(dp: &Datapath, p: Program, pkt: &[u8]) -> Run {
-    let obj = if p == Program::FromContainer {
-        &dp.lxc_obj
-    } else {
-        &dp.host_obj
+    let obj = match p {
+        Program::FromContainer => &dp.lxc_obj,
+        Program::FromOverlay => &dp.overlay_obj,
+        Program::FromHost | Program::ToHost | Program::FromNetdev => &dp.host_obj,
     };
-    let prog: &SchedClassifier = obj.program(p.name()).unwrap().try_into().unwrap();
+    run_prog(obj, p.name(), pkt, [0; 5])
+}
+
+/// Run program `name` of `obj` on `pkt` with `__sk_buff.cb` set to `cb`.
+fn run_prog(obj: &Ebpf, name: &str, pkt: &[u8], cb: [u32; 5]) -> Run {
+    let prog: &SchedClassifier = obj.program(name).unwrap().try_into().unwrap();
     let mut out = vec![0u8; pkt.len() + 256];
+    let mut ctx_in = [0u8; SKB_SIZE];
+    for (i, v) in cb.iter().enumerate() {
+        ctx_in[SKB_CB + 4 * i..SKB_CB + 4 * i + 4].copy_from_slice(&v.to_ne_bytes());
+    }
     let mut ctx = [0u8; SKB_SIZE];
     let res = prog
         .test_run(TestRunOptions {
             data_in: Some(pkt),
             data_out: Some(&mut out),
+            ctx_in: Some(&ctx_in),
             ctx_out: Some(&mut ctx),
             ..Default::default()
         })
         .expect("BPF_PROG_TEST_RUN");
     out.truncate(res.data_size_out as usize);
-    let mark = u32::from_ne_bytes(ctx[SKB_MARK..SKB_MARK + 4].try_into().unwrap());
+    let word = |off: usize| u32::from_ne_bytes(ctx[off..off + 4].try_into().unwrap());
     Run {
         verdict: res.return_value,
         data: out,
-        mark,
+        mark: word(SKB_MARK),
+        cb: std::array::from_fn(|i| word(SKB_CB + 4 * i)),
     }
+}
+
+/// The test wrappers of `bpf/tests/tunnel_test.c`, loaded against `dp`'s
+/// pinned maps with the same globals as `dp` (tunnel on, [`TUNNEL_IFINDEX`]).
+fn tunnel_test_obj(dp: &Datapath) -> Ebpf {
+    let globals = Globals {
+        router_ip: u32::from_ne_bytes(ROUTER.octets()),
+        tunnel_enabled: 1,
+        tunnel_ifindex: TUNNEL_IFINDEX,
+    };
+    let mut obj = globals
+        .load(TUNNEL_TEST_OBJ, "tests_tunnel_test.o", dp.bpf_dir())
+        .unwrap();
+    load_programs(
+        &mut obj,
+        &[
+            "test_from_container_key",
+            "test_from_host_key",
+            "test_from_overlay_key",
+        ],
+    )
+    .unwrap();
+    obj
 }
 
 fn arp_request(sha: [u8; 6], sip: Ipv4Addr, tip: Ipv4Addr) -> Vec<u8> {
@@ -297,6 +350,199 @@ fn maps_round_trip_and_survive_reload() {
     dp2.ipcache_delete(net).unwrap();
     assert_eq!(dp.lxc_dump().unwrap().len(), 1);
     assert_eq!(dp.ipcache_dump().unwrap(), vec![(host, h)]);
+}
+
+const VXLAN: TunnelConfig = TunnelConfig {
+    protocol: TunnelProtocol::Vxlan,
+    port: 8472,
+};
+/// A pod on another node, and that node's IP (the tunnel endpoint).
+const REMOTE_POD: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 5);
+const REMOTE_NODE: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 101);
+const REMOTE_ID: u32 = 70001;
+
+/// ipcache as the agent fills it in tunnel mode: the remote pod CIDR
+/// (world, tunnel endpoint) and the remote pod (its identity, same
+/// endpoint); a prefix without a tunnel endpoint.
+fn remote_node_entries(dp: &Datapath) {
+    let tep = Some(REMOTE_NODE);
+    let cidr = IpcacheEntry {
+        sec_identity: 2,
+        tunnel_endpoint: tep,
+        encrypt_key: 0,
+    };
+    dp.ipcache_upsert("10.0.1.0/24".parse().unwrap(), &cidr)
+        .unwrap();
+    let pod = IpcacheEntry {
+        sec_identity: REMOTE_ID,
+        ..cidr
+    };
+    dp.ipcache_upsert(Ipv4Net::from(REMOTE_POD), &pod).unwrap();
+    let plain = IpcacheEntry {
+        sec_identity: 2,
+        tunnel_endpoint: None,
+        encrypt_key: 0,
+    };
+    dp.ipcache_upsert("10.0.2.0/24".parse().unwrap(), &plain)
+        .unwrap();
+}
+
+fn next_trace(dp: &mut Datapath) -> TraceNotification {
+    let ring = dp.events.as_mut().unwrap();
+    loop {
+        let item = ring.next().expect("a trace event");
+        if let Some(Notification::Trace(t)) = Notification::decode(&item) {
+            return t;
+        }
+    }
+}
+
+#[test]
+fn pod_to_remote_pod_is_encapsulated_with_its_identity_as_vni() {
+    let (mut dp, _dir) = setup_with(Some(VXLAN));
+    remote_node_entries(&dp);
+    let pkt = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD);
+    let r = run(&dp, Program::FromContainer, &pkt);
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    assert_eq!(&r.data[..12], &pkt[..12], "inner MACs untouched");
+    assert_eq!(r.data[14 + 8], 63, "TTL decremented");
+    assert_eq!(csum(&r.data[14..34]), 0, "IPv4 checksum still valid");
+    assert_eq!(&r.data[34..], &pkt[34..]);
+    let t = next_trace(&mut dp);
+    assert_eq!(t.obs_point, c::TRACE_TO_OVERLAY);
+    assert_eq!((t.source, t.src_label, t.dst_label), (100, 1000, REMOTE_ID));
+    assert_eq!(t.ifindex, TUNNEL_IFINDEX, "redirected to the tunnel device");
+    assert!(metric(&dp, 0, 2) >= 1);
+
+    // The tunnel key: VNI = the pod's identity, remote = the node, TTL 64.
+    let obj = tunnel_test_obj(&dp);
+    let k = run_prog(&obj, "test_from_container_key", &pkt, [0; 5]);
+    assert_eq!(k.verdict, TC_ACT_REDIRECT);
+    assert_eq!(k.cb[3], 1, "a tunnel key is attached");
+    assert_eq!(k.cb[0], 1000, "VNI = source identity");
+    assert_eq!(Ipv4Addr::from(k.cb[1]), REMOTE_NODE);
+    assert_eq!(k.cb[2], 64, "outer TTL");
+    // The pod CIDR entry (no /32) is enough: VNI is still the source.
+    let other = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, Ipv4Addr::new(10, 0, 1, 77));
+    let k = run_prog(&obj, "test_from_container_key", &other, [0; 5]);
+    assert_eq!((k.verdict, k.cb[0], k.cb[3]), (TC_ACT_REDIRECT, 1000, 1));
+
+    // No tunnel endpoint, or no ipcache entry: the stack, no key.
+    for dst in [Ipv4Addr::new(10, 0, 2, 5), Ipv4Addr::new(192, 168, 10, 101)] {
+        let p = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, dst);
+        let k = run_prog(&obj, "test_from_container_key", &p, [0; 5]);
+        assert_eq!((k.verdict, k.cb[3]), (TC_ACT_OK, 0), "{dst}");
+        assert_eq!(k.data, p);
+    }
+    // Local delivery is unchanged in tunnel mode.
+    let local = run(
+        &dp,
+        Program::FromContainer,
+        &ipv4_packet(NODE_MAC_A, MAC_A, IP_A, IP_B),
+    );
+    assert_eq!(
+        (local.verdict, local.mark),
+        (TC_ACT_REDIRECT, identity_mark(1000))
+    );
+    assert_eq!(&local.data[0..6], &MAC_B);
+}
+
+#[test]
+fn native_mode_ignores_tunnel_endpoints() {
+    let (dp, _dir) = setup();
+    remote_node_entries(&dp);
+    let pkt = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD);
+    let r = run(&dp, Program::FromContainer, &pkt);
+    assert_eq!(r.verdict, TC_ACT_OK);
+    assert_eq!(r.data, pkt);
+    let h = run(
+        &dp,
+        Program::FromHost,
+        &ipv4_packet([0; 6], [0; 6], ROUTER, REMOTE_POD),
+    );
+    assert_eq!(h.verdict, TC_ACT_OK);
+}
+
+#[test]
+fn host_to_remote_pod_is_encapsulated_with_the_host_identity() {
+    let (mut dp, _dir) = setup_with(Some(VXLAN));
+    remote_node_entries(&dp);
+    let pkt = ipv4_packet([0; 6], [0; 6], ROUTER, REMOTE_POD);
+    let r = run(&dp, Program::FromHost, &pkt);
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    assert_eq!(r.data, pkt, "no rewrite on the host path");
+    let t = next_trace(&mut dp);
+    assert_eq!(t.obs_point, c::TRACE_TO_OVERLAY);
+    assert_eq!((t.source, t.src_label, t.dst_label), (0, 1, REMOTE_ID));
+    assert_eq!(t.ifindex, TUNNEL_IFINDEX);
+    let obj = tunnel_test_obj(&dp);
+    let k = run_prog(&obj, "test_from_host_key", &pkt, [0; 5]);
+    assert_eq!(k.verdict, TC_ACT_REDIRECT);
+    assert_eq!(
+        (k.cb[3], k.cb[0], k.cb[2]),
+        (1, 1, 64),
+        "VNI = host identity"
+    );
+    assert_eq!(Ipv4Addr::from(k.cb[1]), REMOTE_NODE);
+    // Local endpoints still get the redirect into the pod.
+    let local = run(
+        &dp,
+        Program::FromHost,
+        &ipv4_packet([0; 6], [0; 6], ROUTER, IP_B),
+    );
+    assert_eq!(
+        (local.verdict, local.mark),
+        (TC_ACT_REDIRECT, identity_mark(1))
+    );
+}
+
+#[test]
+fn overlay_ingress_delivers_with_the_identity_from_the_vni() {
+    let (mut dp, _dir) = setup_with(Some(VXLAN));
+    remote_node_entries(&dp);
+    let obj = tunnel_test_obj(&dp);
+    // The inner frame as the remote node sent it (its veth MACs).
+    let pkt = ipv4_packet(
+        [0x02, 9, 9, 9, 9, 9],
+        [0x02, 8, 8, 8, 8, 8],
+        REMOTE_POD,
+        IP_B,
+    );
+    let vni = 4242; // deliberately not the ipcache identity of the source
+    let r = run_prog(
+        &obj,
+        "test_from_overlay_key",
+        &pkt,
+        [vni, u32::from(REMOTE_NODE), 0, 0, 0],
+    );
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    assert_eq!(&r.data[0..6], &MAC_B);
+    assert_eq!(&r.data[6..12], &NODE_MAC_B);
+    assert_eq!(r.data[14 + 8], 63, "TTL decremented");
+    assert_eq!(csum(&r.data[14..34]), 0);
+    assert_eq!(r.mark, identity_mark(vni), "identity from the VNI");
+    let t = next_trace(&mut dp);
+    assert_eq!(t.obs_point, c::TRACE_FROM_OVERLAY);
+    assert_eq!(
+        (t.src_label, t.dst_label, t.dst_id, t.ifindex),
+        (vni, 70000, 200, 99)
+    );
+    assert!(metric(&dp, 0, 1) >= 1);
+
+    // Not a local endpoint (e.g. the router IP): to the stack, untouched.
+    let host = ipv4_packet(
+        [0x02, 9, 9, 9, 9, 9],
+        [0x02, 8, 8, 8, 8, 8],
+        REMOTE_POD,
+        ROUTER,
+    );
+    let r = run_prog(&obj, "test_from_overlay_key", &host, [vni, 1, 0, 0, 0]);
+    assert_eq!((r.verdict, r.mark), (TC_ACT_OK, 0));
+    assert_eq!(r.data, host);
+
+    // Without tunnel metadata the real program drops (no tunnel key).
+    assert_eq!(run(&dp, Program::FromOverlay, &pkt).verdict, TC_ACT_SHOT);
+    assert_eq!(metric(&dp, c::DROP_NO_TUNNEL_KEY, 1), 1);
 }
 
 #[test]
