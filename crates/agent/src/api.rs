@@ -190,7 +190,7 @@ pub fn ip_entries(table: &IpcacheTable) -> Vec<IpEntry> {
                 identity: row.identity,
                 labels,
                 source: row.source.as_str().to_string(),
-                host_ip: row.host_ip.map(|ip| ip.to_string()),
+                host_ip: row.tunnel_endpoint.or(row.host_ip).map(|ip| ip.to_string()),
             }
         })
         .collect()
@@ -201,24 +201,30 @@ async fn ip_list<P: Plumbing>(State(s): S<P>) -> Json<Vec<IpEntry>> {
     Json(ip_entries(&table))
 }
 
+/// A `cilium_ipcache_v2` row as `cilium-dbg bpf ipcache list` prints it:
+/// `tunnelendpoint=0.0.0.0 flags=<none>` without a tunnel endpoint,
+/// `tunnelendpoint=<node ip> flags=hastunnel` with one.
+pub fn ipcache_map_entry(prefix: ipnet::Ipv4Net, e: &datapath::IpcacheEntry) -> IpcacheMapEntry {
+    IpcacheMapEntry {
+        prefix: prefix.to_string(),
+        identity: e.sec_identity,
+        encrypt_key: e.encrypt_key,
+        tunnel_endpoint: e
+            .tunnel_endpoint
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+            .to_string(),
+        flags: if e.tunnel_endpoint.is_some() {
+            "hastunnel".into()
+        } else {
+            "<none>".into()
+        },
+    }
+}
+
 async fn map_ipcache<P: Plumbing>(State(s): S<P>) -> R<Vec<IpcacheMapEntry>> {
     let rows = s.maps.ipcache_dump().map_err(internal)?;
     Ok(Json(
-        rows.into_iter()
-            .map(|(p, e)| IpcacheMapEntry {
-                prefix: p.to_string(),
-                identity: e.sec_identity,
-                encrypt_key: e.encrypt_key,
-                tunnel_endpoint: e
-                    .tunnel_endpoint
-                    .map_or_else(|| "0.0.0.0".to_string(), |t| t.to_string()),
-                flags: if e.tunnel_endpoint.is_some() {
-                    "hastunnel".into()
-                } else {
-                    "<none>".into()
-                },
-            })
-            .collect(),
+        rows.iter().map(|(p, e)| ipcache_map_entry(*p, e)).collect(),
     ))
 }
 
@@ -347,6 +353,56 @@ mod tests {
         assert_eq!(e(codes::UNKNOWN_CONTAINER), StatusCode::NOT_FOUND);
         assert_eq!(e(codes::IPAM_EXHAUSTED), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e(codes::LINK), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn ipcache_rows_in_upstream_format() {
+        let e = |t: Option<&str>| datapath::IpcacheEntry {
+            sec_identity: 2,
+            tunnel_endpoint: t.map(|t| t.parse().unwrap()),
+            encrypt_key: 0,
+        };
+        let tunnelled = ipcache_map_entry("10.0.1.0/24".parse().unwrap(), &e(Some("192.168.1.11")));
+        assert_eq!(tunnelled.prefix, "10.0.1.0/24");
+        assert_eq!(tunnelled.identity, 2);
+        assert_eq!(tunnelled.tunnel_endpoint, "192.168.1.11");
+        assert_eq!(tunnelled.flags, "hastunnel");
+        let plain = ipcache_map_entry("10.1.5.236/32".parse().unwrap(), &e(None));
+        assert_eq!(plain.tunnel_endpoint, "0.0.0.0");
+        assert_eq!(plain.flags, "<none>");
+    }
+
+    #[test]
+    fn ip_list_host_is_the_tunnel_endpoint() {
+        let row = |host: Option<&str>, tep: Option<&str>| crate::ipcache::IpcacheRow {
+            identity: 2,
+            source: crate::ipcache::Source::NodeResource,
+            host_ip: host.map(|h| h.parse().unwrap()),
+            tunnel_endpoint: tep.map(|t| t.parse().unwrap()),
+            labels: vec![],
+        };
+        let table: IpcacheTable = [
+            (
+                "172.20.1.0/24".parse().unwrap(),
+                row(Some("192.168.10.101"), Some("192.168.10.101")),
+            ),
+            (
+                "172.20.9.0/24".parse().unwrap(),
+                row(None, Some("192.168.10.109")),
+            ),
+            ("0.0.0.0/0".parse().unwrap(), row(None, None)),
+        ]
+        .into();
+        let hosts: Vec<Option<String>> =
+            ip_entries(&table).into_iter().map(|e| e.host_ip).collect();
+        assert_eq!(
+            hosts,
+            vec![
+                None,
+                Some("192.168.10.101".to_string()),
+                Some("192.168.10.109".to_string())
+            ]
+        );
     }
 
     #[tokio::test]

@@ -88,7 +88,7 @@ pub trait Plumbing: Send + Sync + 'static {
         ifname: &str,
         ip: Ipv4Addr,
         gateway: Ipv4Addr,
-        mtu: u32,
+        mtu: LinkMtu,
     ) -> impl Future<Output = PlumbResult<EndpointLink>> + Send;
     /// Delete a host-side link (absent is fine).
     fn delete_link(&self, name: &str) -> impl Future<Output = PlumbResult<()>> + Send;
@@ -136,6 +136,15 @@ pub trait Plumbing: Send + Sync + 'static {
     ) -> impl Future<Output = PlumbResult<()>> + Send;
     /// CiliumEndpoints published for this node: `(namespace, name, container id)`.
     fn own_ceps(&self) -> impl Future<Output = PlumbResult<Vec<(String, String, String)>>> + Send;
+}
+
+/// MTUs of a new endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkMtu {
+    /// The interfaces' MTU (both veth ends).
+    pub link: u32,
+    /// MTU on the pod's routes (0 = none).
+    pub route: u32,
 }
 
 /// The node's IP pool (implemented by `ipam::NodeIpAllocator`).
@@ -198,6 +207,9 @@ pub struct EndpointsCfg {
     pub router_ip: Ipv4Addr,
     /// Pod interface MTU.
     pub mtu: u32,
+    /// MTU on the pod's routes (tunnel mode: `mtu` minus the tunnel
+    /// overhead; 0 = none).
+    pub route_mtu: u32,
     /// `enable-endpoint-routes`.
     pub endpoint_routes: bool,
 }
@@ -369,7 +381,7 @@ impl<P: Plumbing> Endpoints<P> {
         self.save_ipam(inner)?;
 
         let host = host_ifname(&req.container_id, &req.ifname);
-        let mtu = req.mtu.filter(|m| *m > 0).unwrap_or(self.cfg.mtu);
+        let mtu = link_mtu(req.mtu, &self.cfg);
         // A leftover from a crashed ADD would make the veth creation fail.
         if self.plumbing.link_ifindex(&host).is_some() {
             self.plumbing
@@ -417,7 +429,7 @@ impl<P: Plumbing> Endpoints<P> {
             container_mac: link.container_mac,
             identity,
             labels,
-            mtu,
+            mtu: mtu.link,
         };
         let dp = |e: PlumbError| api_error(codes::DATAPATH, e.0);
         self.plumbing.lxc_upsert(ip, &ep.lxc_info()).map_err(dp)?;
@@ -741,6 +753,19 @@ impl<P: Plumbing> Endpoints<P> {
         }
         self.publish(&inner);
     }
+}
+
+/// The MTUs of a new endpoint: the CNI configuration's MTU (if any) or
+/// the node's; the route MTU keeps the configured overhead below the
+/// interface MTU (0, no route MTU, when the routing mode has none).
+pub fn link_mtu(requested: Option<u32>, cfg: &EndpointsCfg) -> LinkMtu {
+    let link = requested.filter(|m| *m > 0).unwrap_or(cfg.mtu);
+    let route = if cfg.route_mtu == 0 {
+        0
+    } else {
+        link.saturating_sub(cfg.mtu.saturating_sub(cfg.route_mtu))
+    };
+    LinkMtu { link, route }
 }
 
 /// Allocations that belong to nobody: owner neither reserved nor the

@@ -85,9 +85,54 @@ impl IpamMode {
 pub enum RoutingMode {
     /// `native`: the kernel FIB routes pod traffic between nodes.
     Native,
-    /// `tunnel`: parsed so contradictions can be reported; rejected as not
-    /// supported yet.
+    /// `tunnel`: pod traffic to other nodes is encapsulated
+    /// (`tunnel-protocol`) towards the remote node's InternalIP.
     Tunnel,
+}
+
+/// Encapsulation (`tunnel-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelProtocol {
+    /// `vxlan`, UDP 8472 by default.
+    Vxlan,
+    /// `geneve`, UDP 6081 by default.
+    Geneve,
+}
+
+impl TunnelProtocol {
+    /// The config value (also the word in `Network: Tunnel [..]`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelProtocol::Vxlan => "vxlan",
+            TunnelProtocol::Geneve => "geneve",
+        }
+    }
+
+    /// The UDP port used when `tunnel-port` is 0 (upstream's defaults).
+    pub fn default_port(self) -> u16 {
+        match self {
+            TunnelProtocol::Vxlan => 8472,
+            TunnelProtocol::Geneve => 6081,
+        }
+    }
+
+    /// Bytes the encapsulation adds to an IPv4 packet (outer IPv4 + UDP +
+    /// tunnel header + inner Ethernet); upstream subtracts 50 from the
+    /// route MTU for both protocols (GENEVE without options).
+    pub fn overhead(self) -> u32 {
+        match self {
+            TunnelProtocol::Vxlan | TunnelProtocol::Geneve => 50,
+        }
+    }
+}
+
+/// The tunnel of `routing-mode: tunnel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunnel {
+    /// `tunnel-protocol`.
+    pub protocol: TunnelProtocol,
+    /// `tunnel-port`, with 0 resolved to the protocol's default.
+    pub port: u16,
 }
 
 /// Validated agent configuration.
@@ -97,6 +142,9 @@ pub struct AgentConfig {
     pub ipam: IpamMode,
     /// `routing-mode`.
     pub routing_mode: RoutingMode,
+    /// `tunnel-protocol` and `tunnel-port` (parsed in every mode, used in
+    /// tunnel mode; see [`AgentConfig::tunnel`]).
+    pub tunnel_settings: Tunnel,
     /// `ipv4-native-routing-cidr`.
     pub ipv4_native_routing_cidr: Option<Ipv4Net>,
     /// `auto-direct-node-routes`.
@@ -125,13 +173,15 @@ pub struct AgentConfig {
     pub effective: BTreeMap<String, String>,
 }
 
-/// Supported keys and their upstream defaults (`routing-mode` defaults to
-/// `native` here because tunnelling does not exist yet).
+/// Supported keys and their upstream defaults (`tunnel-port: 0` means the
+/// protocol's default port).
 const SUPPORTED: &[(&str, &str)] = &[
     ("ipam", "cluster-pool"),
     ("cluster-pool-ipv4-cidr", "10.0.0.0/8"),
     ("cluster-pool-ipv4-mask-size", "24"),
-    ("routing-mode", "native"),
+    ("routing-mode", "tunnel"),
+    ("tunnel-protocol", "vxlan"),
+    ("tunnel-port", "0"),
     ("ipv4-native-routing-cidr", ""),
     ("auto-direct-node-routes", "false"),
     ("enable-endpoint-routes", "false"),
@@ -149,8 +199,6 @@ const SUPPORTED: &[(&str, &str)] = &[
 /// Keys of features that do not exist yet, with the values accepted
 /// because they mean "off" (the first one is the upstream default).
 const FEATURE_GATED: &[(&str, &[&str])] = &[
-    ("tunnel-protocol", &["vxlan", ""]),
-    ("tunnel-port", &["0", "8472", ""]),
     ("kube-proxy-replacement", &["false", "disabled", ""]),
     ("enable-bpf-masquerade", &["false"]),
     ("enable-ipv6", &["false"]),
@@ -388,6 +436,11 @@ fn parse_listen_addr(key: &str, value: &str) -> Result<Option<SocketAddr>, Confi
 }
 
 impl AgentConfig {
+    /// The tunnel, in tunnel mode.
+    pub fn tunnel(&self) -> Option<Tunnel> {
+        (self.routing_mode == RoutingMode::Tunnel).then_some(self.tunnel_settings)
+    }
+
     /// Validate a key/value map (config dir + overrides). Checks, in
     /// order: unknown keys, value syntax, contradictions between keys,
     /// features not supported yet. The first problem is returned.
@@ -436,6 +489,30 @@ impl AgentConfig {
             "native" => RoutingMode::Native,
             "tunnel" => RoutingMode::Tunnel,
             v => return Err(invalid("routing-mode", v, "expected native or tunnel")),
+        };
+        let protocol = match get("tunnel-protocol") {
+            "vxlan" | "" => TunnelProtocol::Vxlan,
+            "geneve" => TunnelProtocol::Geneve,
+            v => return Err(invalid("tunnel-protocol", v, "expected vxlan or geneve")),
+        };
+        let port_s = get("tunnel-port");
+        let port = match port_s {
+            "" => 0,
+            p => p.parse::<u16>().map_err(|_| {
+                invalid(
+                    "tunnel-port",
+                    p,
+                    "expected a UDP port 1-65535, or 0 for the protocol's default",
+                )
+            })?,
+        };
+        let tunnel_settings = Tunnel {
+            protocol,
+            port: if port == 0 {
+                protocol.default_port()
+            } else {
+                port
+            },
         };
         let nrc = get("ipv4-native-routing-cidr");
         let ipv4_native_routing_cidr = if nrc.is_empty() {
@@ -500,9 +577,12 @@ impl AgentConfig {
             .ok_or_else(|| invalid("mtu", mtu_s, "expected 0 (device MTU) or 576-65535"))?;
 
         // Contradictions.
-        if auto_direct_node_routes && routing_mode != RoutingMode::Native {
+        if auto_direct_node_routes && routing_mode == RoutingMode::Tunnel {
             return Err(ConfigError::Contradiction(
-                "auto-direct-node-routes: true requires routing-mode: native".into(),
+                "auto-direct-node-routes: true cannot be used with routing-mode: tunnel \
+                 (traffic to other nodes' pods goes through the tunnel device); set \
+                 auto-direct-node-routes: false or use routing-mode: native"
+                    .into(),
             ));
         }
         if routing_mode == RoutingMode::Native && ipv4_native_routing_cidr.is_none() {
@@ -529,12 +609,6 @@ impl AgentConfig {
         }
 
         // Features not there yet.
-        if routing_mode == RoutingMode::Tunnel {
-            return Err(ConfigError::NotSupported {
-                key: "routing-mode".into(),
-                value: "tunnel".into(),
-            });
-        }
         for (key, accepted) in FEATURE_GATED {
             if let Some(v) = given.get(*key)
                 && !accepted.contains(&normalise(v).as_str())
@@ -549,6 +623,7 @@ impl AgentConfig {
         Ok(Self {
             ipam,
             routing_mode,
+            tunnel_settings,
             ipv4_native_routing_cidr,
             auto_direct_node_routes,
             enable_endpoint_routes,
@@ -646,8 +721,6 @@ mod tests {
     #[test]
     fn unsupported_features_are_named() {
         for (k, v) in [
-            ("routing-mode", "tunnel"),
-            ("tunnel-protocol", "geneve"),
             ("kube-proxy-replacement", "true"),
             ("enable-bpf-masquerade", "true"),
             ("enable-ipv6", "true"),
@@ -659,13 +732,8 @@ mod tests {
             ("ipam", "multi-pool"),
             ("enable-policy", "always"),
         ] {
-            let extra: Vec<(&str, &str)> = if k == "routing-mode" {
-                vec![(k, v), ("auto-direct-node-routes", "false")]
-            } else {
-                vec![(k, v)]
-            };
             assert_eq!(
-                err(&extra),
+                err(&[(k, v)]),
                 format!("`{k}: {v}` is not supported yet"),
                 "{k}"
             );
@@ -676,7 +744,9 @@ mod tests {
     fn contradictions() {
         assert_eq!(
             err(&[("routing-mode", "tunnel")]),
-            "auto-direct-node-routes: true requires routing-mode: native"
+            "auto-direct-node-routes: true cannot be used with routing-mode: tunnel \
+             (traffic to other nodes' pods goes through the tunnel device); set \
+             auto-direct-node-routes: false or use routing-mode: native"
         );
         let mut m = lab(&[]);
         m.remove("ipv4-native-routing-cidr");
@@ -711,6 +781,12 @@ mod tests {
                 "expected a prefix length 0-32",
             ),
             ("routing-mode", "fast", "expected native or tunnel"),
+            ("tunnel-protocol", "gre", "expected vxlan or geneve"),
+            (
+                "tunnel-port",
+                "65536",
+                "expected a UDP port 1-65535, or 0 for the protocol's default",
+            ),
             (
                 "ipv4-native-routing-cidr",
                 "1.2.3.4/40",
@@ -740,6 +816,63 @@ mod tests {
         for (k, v, reason) in cases {
             assert_eq!(err(&[(k, v)]), format!("`{k}: {v}` is invalid: {reason}"));
         }
+    }
+
+    fn tunnel(extra: &[(&str, &str)]) -> AgentConfig {
+        let mut m = lab(&[
+            ("routing-mode", "tunnel"),
+            ("auto-direct-node-routes", "false"),
+        ]);
+        m.remove("ipv4-native-routing-cidr");
+        m.extend(map(extra));
+        AgentConfig::from_map(&m).unwrap()
+    }
+
+    #[test]
+    fn tunnel_mode_defaults_to_vxlan_8472_without_a_native_cidr() {
+        let c = tunnel(&[]);
+        assert_eq!(c.routing_mode, RoutingMode::Tunnel);
+        assert_eq!(c.ipv4_native_routing_cidr, None);
+        let t = c.tunnel().unwrap();
+        assert_eq!((t.protocol, t.port), (TunnelProtocol::Vxlan, 8472));
+        assert_eq!(t.protocol.overhead(), 50);
+        assert_eq!(c.effective["tunnel-protocol"], "vxlan");
+        assert_eq!(c.effective["tunnel-port"], "0");
+        let c = tunnel(&[("tunnel-port", "0"), ("tunnel-protocol", "")]);
+        assert_eq!(c.tunnel().unwrap().port, 8472);
+    }
+
+    #[test]
+    fn geneve_defaults_to_6081_and_an_explicit_port_wins() {
+        let t = tunnel(&[("tunnel-protocol", "geneve")]).tunnel().unwrap();
+        assert_eq!((t.protocol, t.port), (TunnelProtocol::Geneve, 6081));
+        assert_eq!(t.protocol.as_str(), "geneve");
+        assert_eq!(t.protocol.overhead(), 50);
+        let t = tunnel(&[("tunnel-protocol", "geneve"), ("tunnel-port", "7000")])
+            .tunnel()
+            .unwrap();
+        assert_eq!(t.port, 7000);
+        let t = tunnel(&[("tunnel-port", "4789")]).tunnel().unwrap();
+        assert_eq!((t.protocol, t.port), (TunnelProtocol::Vxlan, 4789));
+    }
+
+    #[test]
+    fn routing_mode_defaults_to_tunnel_like_upstream() {
+        let c = AgentConfig::from_map(&BTreeMap::new()).unwrap();
+        assert_eq!(c.routing_mode, RoutingMode::Tunnel);
+        assert_eq!(c.effective["routing-mode"], "tunnel");
+        assert!(c.tunnel().is_some());
+    }
+
+    #[test]
+    fn native_mode_has_no_tunnel_but_checks_the_tunnel_keys() {
+        let c = AgentConfig::from_map(&lab(&[("tunnel-protocol", "geneve")])).unwrap();
+        assert_eq!(c.tunnel(), None);
+        assert_eq!(c.tunnel_settings.protocol, TunnelProtocol::Geneve);
+        assert_eq!(
+            err(&[("tunnel-protocol", "ipip")]),
+            "`tunnel-protocol: ipip` is invalid: expected vxlan or geneve"
+        );
     }
 
     #[test]

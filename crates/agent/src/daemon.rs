@@ -4,6 +4,7 @@
 //! start: config ok -> store -> state dir -> Node (InternalIP) -> CiliumNode
 //!        -> pod CIDR (Node or operator) -> IPAM (restore, router, health)
 //!        -> CiliumNode addresses -> sysctls -> cilium_host/cilium_net
+//!        -> tunnel device (tunnel mode: created; native: removed)
 //!        -> Datapath::load -> local pod CIDR route -> restore endpoints
 //!        -> tasks -> CNI config written (ready)
 //!
@@ -11,11 +12,18 @@
 //! is lossless):
 //!   cluster controller  CiliumNode + CiliumEndpoint reflectors, endpoint
 //!                       snapshots, 30 s tick -> ipcache::compute ->
-//!                       ipcache map; routes::direct_routes -> kernel
+//!                       ipcache map; routes::node_routes -> kernel
 //!   rest api            axum on the unix socket
 //!   metrics             axum on prometheus-serve-addr
 //!   store probe         status of the KVStore line
 //! ```
+//!
+//! Switching routing modes is a restart with the other config: the tunnel
+//! device is created or removed before the datapath loads (which attaches
+//! or detaches the overlay program), and the cluster controller rewrites
+//! the ipcache entries (tunnel endpoints) and replaces or removes the old
+//! mode's node routes. Existing pods keep the route MTU they were created
+//! with.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -34,12 +42,12 @@ use tokio::task::JoinHandle;
 
 use crate::api::{ApiState, MapReader};
 use crate::cni::{EndpointSnapshot, Endpoints, EndpointsCfg, IpPool};
-use crate::config::{AgentConfig, IpamMode};
+use crate::config::{AgentConfig, IpamMode, Tunnel, TunnelProtocol};
 use crate::ipcache::{self, IpcacheTable, LocalEndpoint, LocalNode};
 use crate::metrics::MetricsSnapshot;
 use crate::node::{self, CiliumNodeIntent, retry};
 use crate::plumbing::{RealPlumbing, sys};
-use crate::routes::{self, LocalAddr};
+use crate::routes::{self, LocalAddr, NodeRouting, OwnNode};
 use crate::state::StateDir;
 use crate::status::StatusInputs;
 
@@ -103,6 +111,57 @@ fn reserved_ip(pool: &mut dyn IpPool, owner: &str) -> anyhow::Result<Ipv4Addr> {
     }
     pool.allocate_next(owner)
         .map_err(|e| anyhow::anyhow!("allocating the {owner} IP: {e}"))
+}
+
+/// The datapath's view of the configured tunnel.
+fn datapath_tunnel(t: Tunnel) -> datapath::TunnelConfig {
+    datapath::TunnelConfig {
+        protocol: match t.protocol {
+            TunnelProtocol::Vxlan => datapath::TunnelProtocol::Vxlan,
+            TunnelProtocol::Geneve => datapath::TunnelProtocol::Geneve,
+        },
+        port: t.port,
+    }
+}
+
+/// How the cluster controller routes other nodes' pod CIDRs; `mtu` is
+/// the device MTU.
+fn node_routing(cfg: &AgentConfig, mtu: u32) -> NodeRouting {
+    match cfg.tunnel() {
+        Some(t) => NodeRouting::Tunnel {
+            mtu: mtu.saturating_sub(t.protocol.overhead()),
+        },
+        None if cfg.auto_direct_node_routes => NodeRouting::Direct,
+        None => NodeRouting::Network,
+    }
+}
+
+/// The tunnel device for `cfg` (created, or every one removed in native
+/// mode), before the datapath loads.
+async fn setup_tunnel(cfg: &AgentConfig) -> anyhow::Result<Option<datapath::TunnelConfig>> {
+    let Some(t) = cfg.tunnel() else {
+        datapath::net::delete_tunnel_devices()
+            .await
+            .context("removing tunnel devices (native routing)")?;
+        return Ok(None);
+    };
+    let dp = datapath_tunnel(t);
+    let ifindex = datapath::net::setup_tunnel_device(dp.protocol, dp.port)
+        .await
+        .with_context(|| {
+            format!(
+                "setting up the tunnel device (tunnel-protocol: {}, tunnel-port: {})",
+                t.protocol.as_str(),
+                t.port
+            )
+        })?;
+    tracing::info!(
+        protocol = t.protocol.as_str(),
+        port = t.port,
+        ifindex,
+        "tunnel device ready"
+    );
+    Ok(Some(dp))
 }
 
 fn set_sysctl(key: &str, value: &str) {
@@ -211,15 +270,18 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
         .context("setting up cilium_host/cilium_net")?;
     set_sysctl("net.ipv4.conf.cilium_host.rp_filter", "0");
     set_sysctl("net.ipv4.conf.cilium_net.rp_filter", "0");
+    let tunnel = setup_tunnel(&cfg).await?;
     let dp = datapath::Datapath::load(&datapath::DatapathConfig {
         bpf_dir: settings.bpf_root.clone(),
         router_ip,
         native_devices: vec![settings.native_device.clone()],
         cluster_id: cfg.cluster_id,
+        tunnel,
     })
     .context("loading the datapath")?;
+    let routing = node_routing(&cfg, mtu);
     for c in &cidrs {
-        let r = routes::local_pod_cidr_route(*c, router_ip, 0);
+        let r = routes::cilium_host_route(*c, router_ip, 0);
         datapath::net::route_replace(&r)
             .await
             .with_context(|| format!("installing the local pod CIDR route {c}"))?;
@@ -240,6 +302,10 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
         EndpointsCfg {
             router_ip,
             mtu,
+            route_mtu: match routing {
+                NodeRouting::Tunnel { mtu } => mtu,
+                NodeRouting::Direct | NodeRouting::Network => 0,
+            },
             endpoint_routes: cfg.enable_endpoint_routes,
         },
         state.clone(),
@@ -264,15 +330,22 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
         health_ip: Some(health_ip),
         other_ips: Vec::new(),
     };
+    let own = OwnNode {
+        name: name.clone(),
+        internal_ip: Some(node_ip),
+        router_ip,
+        pod_cidrs: cidrs.clone(),
+        native_cidr: cfg.ipv4_native_routing_cidr,
+    };
     let mut tasks = vec![OwnedTask::spawn(
         "cluster-controller",
         cluster_controller(ClusterController {
             store: store.clone(),
-            cfg: cfg.clone(),
             local,
+            own,
+            routing,
             endpoints: endpoints.subscribe(),
             maps: plumbing.clone(),
-            plumbing: plumbing.clone(),
             ipcache_tx,
         }),
     )];
@@ -391,11 +464,11 @@ fn apply_change<T: Object>(cache: &mut BTreeMap<String, T>, change: Change<T>) -
 
 struct ClusterController {
     store: Store,
-    cfg: Arc<AgentConfig>,
     local: LocalNode,
+    own: OwnNode,
+    routing: NodeRouting,
     endpoints: watch::Receiver<EndpointSnapshot>,
     maps: Arc<RealPlumbing>,
-    plumbing: Arc<RealPlumbing>,
     ipcache_tx: watch::Sender<IpcacheTable>,
 }
 
@@ -408,7 +481,7 @@ fn other_host_ips(addrs: &[LocalAddr]) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-/// The ipcache and direct-route controller. Nothing is written before
+/// The ipcache and node-route controller. Nothing is written before
 /// both reflectors delivered their first snapshot, so a restarted agent
 /// never removes a remote entry or route it has not yet seen again.
 async fn cluster_controller(mut c: ClusterController) {
@@ -444,25 +517,32 @@ async fn cluster_controller(mut c: ClusterController) {
             .collect();
         let node_list: Vec<CiliumNode> = nodes.values().cloned().collect();
         let cep_list: Vec<CiliumEndpoint> = ceps.values().cloned().collect();
-        let desired = ipcache::compute(&c.local, &eps, &node_list, &cep_list);
+        let tunnel = matches!(c.routing, NodeRouting::Tunnel { .. });
+        let desired = ipcache::compute(&c.local, &eps, &node_list, &cep_list, tunnel);
         reconcile_ipcache(&c.maps, &desired);
         c.ipcache_tx.send_replace(desired);
 
-        if c.cfg.auto_direct_node_routes {
-            let d = routes::direct_routes(&c.local.name, &node_list, &addrs);
-            for s in &d.skipped {
-                if warned.insert((s.node.clone(), s.ip)) {
-                    tracing::warn!(
-                        peer = %s.node,
-                        peer_ip = %s.ip.map(|i| i.to_string()).unwrap_or_default(),
-                        reason = s.reason,
-                        "auto-direct-node-routes: skipping peer, its pod CIDR is not routed directly"
-                    );
-                }
+        let plan = routes::node_routes(c.routing, &c.own, &node_list, &addrs);
+        let skipping = match c.routing {
+            NodeRouting::Tunnel { .. } => {
+                "tunnel: skipping peer, its pod CIDR is not routed through the tunnel"
             }
-            warned.retain(|w| d.skipped.iter().any(|s| (s.node.clone(), s.ip) == *w));
-            reconcile_routes(&c.plumbing, &d.routes, c.cfg.ipv4_native_routing_cidr).await;
+            NodeRouting::Direct | NodeRouting::Network => {
+                "auto-direct-node-routes: skipping peer, its pod CIDR is not routed directly"
+            }
+        };
+        for s in &plan.skipped {
+            if warned.insert((s.node.clone(), s.ip)) {
+                tracing::warn!(
+                    peer = %s.node,
+                    peer_ip = %s.ip.map(|i| i.to_string()).unwrap_or_default(),
+                    reason = s.reason,
+                    "{skipping}"
+                );
+            }
         }
+        warned.retain(|w| plan.skipped.iter().any(|s| (s.node.clone(), s.ip) == *w));
+        reconcile_routes(&plan, &c.own).await;
     }
 }
 
@@ -494,11 +574,7 @@ fn reconcile_ipcache(maps: &RealPlumbing, desired: &IpcacheTable) {
     }
 }
 
-async fn reconcile_routes(
-    _plumbing: &RealPlumbing,
-    desired: &BTreeMap<ipnet::Ipv4Net, datapath::net::Route>,
-    native: Option<ipnet::Ipv4Net>,
-) {
+async fn reconcile_routes(plan: &routes::NodeRoutes, own: &OwnNode) {
     let actual = match datapath::net::routes_with_proto(routes::PROTO_KERNEL).await {
         Ok(a) => a,
         Err(e) => {
@@ -506,19 +582,19 @@ async fn reconcile_routes(
             return;
         }
     };
-    let ops = routes::route_ops(desired, &actual, native);
+    let ops = routes::route_ops(plan, &actual, own);
     for r in &ops.replace {
         match datapath::net::route_replace(r).await {
             Ok(()) => {
-                tracing::info!(dst = %r.dst, via = ?r.via, dev = %r.dev, "direct node route installed")
+                tracing::info!(dst = %r.dst, via = ?r.via, dev = %r.dev, mtu = r.mtu, "node route installed")
             }
-            Err(e) => tracing::error!(dst = %r.dst, error = %e, "direct node route failed"),
+            Err(e) => tracing::error!(dst = %r.dst, error = %e, "node route failed"),
         }
     }
     for r in &ops.delete {
         match datapath::net::route_delete(r).await {
             Ok(()) => {
-                tracing::info!(dst = %r.dst, via = ?r.via, dev = %r.dev, "stale direct node route removed")
+                tracing::info!(dst = %r.dst, via = ?r.via, dev = %r.dev, "stale node route removed")
             }
             Err(e) => tracing::error!(dst = %r.dst, error = %e, "removing route failed"),
         }
@@ -563,6 +639,55 @@ mod tests {
         );
         assert!(apply_change(&mut cache, Change::Synced(vec![])));
         assert!(cache.is_empty());
+    }
+
+    fn cfg(pairs: &[(&str, &str)]) -> AgentConfig {
+        let m: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AgentConfig::from_map(&m).unwrap()
+    }
+
+    #[test]
+    fn routing_per_mode_and_route_mtu() {
+        let native = [
+            ("routing-mode", "native"),
+            ("ipv4-native-routing-cidr", "172.20.0.0/16"),
+        ];
+        assert_eq!(node_routing(&cfg(&native), 1500), NodeRouting::Network);
+        let mut direct = native.to_vec();
+        direct.push(("auto-direct-node-routes", "true"));
+        assert_eq!(node_routing(&cfg(&direct), 1500), NodeRouting::Direct);
+        let vxlan = cfg(&[("routing-mode", "tunnel")]);
+        assert_eq!(
+            node_routing(&vxlan, 1500),
+            NodeRouting::Tunnel { mtu: 1450 }
+        );
+        let geneve = cfg(&[("routing-mode", "tunnel"), ("tunnel-protocol", "geneve")]);
+        assert_eq!(
+            node_routing(&geneve, 9000),
+            NodeRouting::Tunnel { mtu: 8950 }
+        );
+    }
+
+    #[test]
+    fn datapath_gets_the_resolved_tunnel() {
+        let t = |pairs: &[(&str, &str)]| datapath_tunnel(cfg(pairs).tunnel().unwrap());
+        assert_eq!(
+            t(&[("routing-mode", "tunnel")]),
+            datapath::TunnelConfig {
+                protocol: datapath::TunnelProtocol::Vxlan,
+                port: 8472
+            }
+        );
+        assert_eq!(
+            t(&[("routing-mode", "tunnel"), ("tunnel-protocol", "geneve")]),
+            datapath::TunnelConfig {
+                protocol: datapath::TunnelProtocol::Geneve,
+                port: 6081
+            }
+        );
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! When several sources name one prefix, the most specific wins: a local
 //! endpoint, then a remote endpoint (CEP), then a node address, then a pod
 //! CIDR, then the `0.0.0.0/0` world entry.
+//!
+//! In tunnel mode, what lives behind another node's tunnel (its pod CIDRs,
+//! its router IP and its endpoints) carries that node's InternalIP as the
+//! tunnel endpoint; node InternalIPs themselves, local entries and the
+//! world entry never do.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -65,6 +70,8 @@ pub struct IpcacheRow {
     pub source: Source,
     /// Node hosting the prefix, when known.
     pub host_ip: Option<Ipv4Addr>,
+    /// Where to encapsulate traffic to the prefix (tunnel mode only).
+    pub tunnel_endpoint: Option<Ipv4Addr>,
     /// Identity labels when the source carries them (endpoints); reserved
     /// identities are labelled at render time.
     pub labels: Vec<String>,
@@ -117,7 +124,17 @@ fn row(identity: u32, source: Source, host_ip: Option<Ipv4Addr>) -> IpcacheRow {
         identity,
         source,
         host_ip,
+        tunnel_endpoint: None,
         labels: Vec::new(),
+    }
+}
+
+/// A row for something behind `node_ip`'s tunnel: the tunnel endpoint is
+/// the hosting node when `tunnel` is on.
+fn behind(identity: u32, source: Source, node_ip: Option<Ipv4Addr>, tunnel: bool) -> IpcacheRow {
+    IpcacheRow {
+        tunnel_endpoint: node_ip.filter(|_| tunnel),
+        ..row(identity, source, node_ip)
     }
 }
 
@@ -145,12 +162,13 @@ pub fn node_pod_cidrs(node: &CiliumNode) -> Vec<Ipv4Net> {
         .collect()
 }
 
-/// The desired ipcache.
+/// The desired ipcache; `tunnel` is true in tunnel mode.
 pub fn compute(
     local: &LocalNode,
     endpoints: &[LocalEndpoint],
     nodes: &[CiliumNode],
     ceps: &[CiliumEndpoint],
+    tunnel: bool,
 ) -> IpcacheTable {
     let mut t = IpcacheTable::new();
     put(
@@ -170,7 +188,7 @@ pub fn compute(
             put(
                 &mut t,
                 cidr,
-                row(identity::WORLD, Source::NodeResource, internal),
+                behind(identity::WORLD, Source::NodeResource, internal, tunnel),
             );
         }
         if let Some(ip) = internal {
@@ -181,10 +199,16 @@ pub fn compute(
             );
         }
         if let Some(ip) = cilium_internal {
+            // The router IP sits in the node's pod CIDR, behind its tunnel.
             put(
                 &mut t,
                 host32(ip),
-                row(identity::REMOTE_NODE, Source::NodeResource, internal),
+                behind(
+                    identity::REMOTE_NODE,
+                    Source::NodeResource,
+                    internal,
+                    tunnel,
+                ),
             );
         }
     }
@@ -209,7 +233,7 @@ pub fn compute(
             .filter_map(|a| a.ipv4.as_deref())
             .filter_map(|a| a.parse::<Ipv4Addr>().ok())
         {
-            let mut r = row(identity, Source::CustomResource, node_ip);
+            let mut r = behind(identity, Source::CustomResource, node_ip, tunnel);
             r.labels = ident.labels.clone().unwrap_or_default();
             put(&mut t, host32(ip), r);
         }
@@ -241,11 +265,11 @@ pub fn compute(
     t
 }
 
-/// The map value of a row (native routing: no tunnel endpoint).
+/// The map value of a row.
 pub fn map_entry(row: &IpcacheRow) -> datapath::IpcacheEntry {
     datapath::IpcacheEntry {
         sec_identity: row.identity,
-        tunnel_endpoint: None,
+        tunnel_endpoint: row.tunnel_endpoint,
         encrypt_key: 0,
     }
 }
@@ -365,7 +389,8 @@ pub(crate) mod tests {
             identity: 300,
             labels: vec!["k8s:app=curl".into()],
         }];
-        let t = compute(&local(), &eps, &nodes, &ceps);
+        let t = compute(&local(), &eps, &nodes, &ceps, false);
+        assert!(t.values().all(|r| r.tunnel_endpoint.is_none()));
         let get = |p: &str| t.get(&n(p)).cloned().unwrap();
         assert_eq!(get("0.0.0.0/0").identity, identity::WORLD);
         assert_eq!(get("0.0.0.0/0").source.as_str(), "reserved");
@@ -400,8 +425,78 @@ pub(crate) mod tests {
             identity: 300,
             labels: vec![],
         }];
-        let t = compute(&local(), &eps, &[], &ceps);
+        let t = compute(&local(), &eps, &[], &ceps, false);
         assert_eq!(t[&n("172.20.0.5/32")].identity, 300);
+    }
+
+    #[test]
+    fn tunnel_mode_puts_remote_pods_behind_their_node() {
+        let nodes = vec![
+            cnode("k8s-ctr", "192.168.10.100", "172.20.0.1", "172.20.0.0/24"),
+            cnode("k8s-w1", "192.168.10.101", "172.20.1.1", "172.20.1.0/24"),
+            cnode("k8s-w0", "192.168.20.100", "172.20.2.1", "172.20.2.0/24"),
+        ];
+        let ceps = vec![
+            cep("web-1", "172.20.1.7", "192.168.10.101", 12564),
+            cep("web-0", "172.20.2.9", "192.168.20.100", 12564),
+        ];
+        let eps = vec![LocalEndpoint {
+            ip: "172.20.0.5".parse().unwrap(),
+            identity: 300,
+            labels: vec![],
+        }];
+        let t = compute(&local(), &eps, &nodes, &ceps, true);
+        let tep = |p: &str| t[&n(p)].tunnel_endpoint.map(|i| i.to_string());
+        let w1 = Some("192.168.10.101".to_string());
+        let w0 = Some("192.168.20.100".to_string());
+        // Behind a tunnel: pod CIDRs (world), router IPs, endpoints.
+        assert_eq!(tep("172.20.1.0/24"), w1);
+        assert_eq!(t[&n("172.20.1.0/24")].identity, identity::WORLD);
+        assert_eq!(tep("172.20.2.0/24"), w0);
+        assert_eq!(tep("172.20.1.1/32"), w1);
+        assert_eq!(tep("172.20.1.7/32"), w1);
+        assert_eq!(t[&n("172.20.1.7/32")].identity, 12564);
+        assert_eq!(tep("172.20.2.9/32"), w0);
+        // Not: node IPs, local entries, world.
+        for p in [
+            "192.168.10.101/32",
+            "192.168.20.100/32",
+            "192.168.10.100/32",
+            "172.20.0.1/32",
+            "172.20.0.2/32",
+            "172.20.0.5/32",
+            "10.0.2.15/32",
+            "0.0.0.0/0",
+        ] {
+            assert_eq!(tep(p), None, "{p}");
+        }
+        // The map values carry it; switching modes rewrites exactly the
+        // tunnelled entries.
+        let e = map_entry(&t[&n("172.20.1.0/24")]);
+        assert_eq!(e.tunnel_endpoint, Some("192.168.10.101".parse().unwrap()));
+        assert_eq!(e.sec_identity, identity::WORLD);
+        let native = compute(&local(), &eps, &nodes, &ceps, false);
+        let in_map: Vec<_> = native.iter().map(|(p, r)| (*p, map_entry(r))).collect();
+        let ops = diff(&t, &in_map);
+        assert!(ops.delete.is_empty());
+        assert_eq!(
+            ops.upsert
+                .iter()
+                .map(|(p, _)| p.to_string())
+                .collect::<Vec<_>>(),
+            vec![
+                "172.20.1.0/24",
+                "172.20.1.1/32",
+                "172.20.1.7/32",
+                "172.20.2.0/24",
+                "172.20.2.1/32",
+                "172.20.2.9/32"
+            ]
+        );
+        let in_map: Vec<_> = t.iter().map(|(p, r)| (*p, map_entry(r))).collect();
+        let back = diff(&native, &in_map);
+        assert_eq!(back.upsert.len(), 6);
+        assert!(back.upsert.iter().all(|(_, e)| e.tunnel_endpoint.is_none()));
     }
 
     #[test]

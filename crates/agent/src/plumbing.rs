@@ -15,7 +15,7 @@ use datapath::net::Route;
 use ipnet::Ipv4Net;
 use store::Store;
 
-use crate::cni::{EndpointLink, PlumbError, PlumbResult, Plumbing, PodRef};
+use crate::cni::{EndpointLink, LinkMtu, PlumbError, PlumbResult, Plumbing, PodRef};
 use crate::endpoint::EndpointState;
 
 /// Label key for containers that are not Kubernetes pods (podman ...):
@@ -68,11 +68,19 @@ impl Plumbing for RealPlumbing {
         ifname: &str,
         ip: Ipv4Addr,
         gateway: Ipv4Addr,
-        mtu: u32,
+        mtu: LinkMtu,
     ) -> PlumbResult<EndpointLink> {
-        datapath::net::create_endpoint_link(netns, host_ifname, ifname, ip, gateway, mtu)
-            .await
-            .map_err(err)
+        datapath::net::create_endpoint_link(
+            netns,
+            host_ifname,
+            ifname,
+            ip,
+            gateway,
+            mtu.link,
+            mtu.route,
+        )
+        .await
+        .map_err(err)
     }
 
     async fn delete_link(&self, name: &str) -> PlumbResult<()> {

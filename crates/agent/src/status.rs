@@ -4,7 +4,7 @@
 use agentclient::StatusResponse;
 
 use crate::cni::EndpointSnapshot;
-use crate::config::{AgentConfig, RoutingMode};
+use crate::config::AgentConfig;
 
 /// Facts the status needs beyond config and endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,9 +45,9 @@ pub fn render(cfg: &AgentConfig, snap: &EndpointSnapshot, inputs: &StatusInputs)
     } else {
         "Disabled".to_string()
     };
-    let routing = match cfg.routing_mode {
-        RoutingMode::Native => "Network: Native   Host: BPF".to_string(),
-        RoutingMode::Tunnel => "Network: Tunnel [vxlan]   Host: BPF".to_string(),
+    let routing = match cfg.tunnel() {
+        None => "Network: Native   Host: BPF".to_string(),
+        Some(t) => format!("Network: Tunnel [{}]   Host: BPF", t.protocol.as_str()),
     };
     let masquerading = if cfg.enable_ipv4_masquerade {
         "Disabled (not implemented yet)".to_string()
@@ -91,15 +91,40 @@ mod tests {
 
     use super::*;
 
-    fn cfg() -> AgentConfig {
-        let m: BTreeMap<String, String> = [
-            ("ipv4-native-routing-cidr", "172.20.0.0/16"),
-            ("enable-ipv4-masquerade", "false"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    fn cfg_with(pairs: &[(&str, &str)]) -> AgentConfig {
+        let m: BTreeMap<String, String> = [("enable-ipv4-masquerade", "false")]
+            .iter()
+            .chain(pairs)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         AgentConfig::from_map(&m).unwrap()
+    }
+
+    fn cfg() -> AgentConfig {
+        cfg_with(&[
+            ("routing-mode", "native"),
+            ("ipv4-native-routing-cidr", "172.20.0.0/16"),
+        ])
+    }
+
+    #[test]
+    fn routing_line_names_the_tunnel_protocol() {
+        let snap = EndpointSnapshot::default();
+        let inputs = StatusInputs::default();
+        let line = |pairs: &[(&str, &str)]| render(&cfg_with(pairs), &snap, &inputs).routing;
+        assert_eq!(
+            line(&[("routing-mode", "tunnel")]),
+            "Network: Tunnel [vxlan]   Host: BPF"
+        );
+        assert_eq!(
+            line(&[("routing-mode", "tunnel"), ("tunnel-protocol", "geneve")]),
+            "Network: Tunnel [geneve]   Host: BPF"
+        );
+        assert_eq!(line(&[]), "Network: Tunnel [vxlan]   Host: BPF");
+        assert_eq!(
+            render(&cfg(), &snap, &inputs).routing,
+            "Network: Native   Host: BPF"
+        );
     }
 
     #[test]

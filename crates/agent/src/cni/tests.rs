@@ -13,6 +13,7 @@ struct World {
     attached: BTreeSet<String>,
     ipcache: BTreeMap<Ipv4Net, u32>,
     routes: Vec<datapath::net::Route>,
+    link_mtus: BTreeMap<String, LinkMtu>,
     ceps: BTreeMap<(String, String), String>,
     fail: Option<&'static str>,
     calls: Vec<String>,
@@ -43,10 +44,11 @@ impl Plumbing for Fake {
         _ifname: &str,
         _ip: Ipv4Addr,
         _gateway: Ipv4Addr,
-        _mtu: u32,
+        mtu: LinkMtu,
     ) -> PlumbResult<EndpointLink> {
         self.step("create_link")?;
         let mut w = self.w();
+        w.link_mtus.insert(host_ifname.to_string(), mtu);
         w.next_ifindex += 1;
         let idx = 100 + w.next_ifindex;
         w.links.insert(host_ifname.to_string(), idx);
@@ -182,15 +184,23 @@ struct Setup {
     state: StateDir,
 }
 
+fn cfg(route_mtu: u32, endpoint_routes: bool) -> EndpointsCfg {
+    EndpointsCfg {
+        router_ip: "10.0.0.1".parse().unwrap(),
+        mtu: 1500,
+        route_mtu,
+        endpoint_routes,
+    }
+}
+
 fn setup_with(pool: Pool, endpoint_routes: bool) -> Setup {
+    setup_cfg(pool, cfg(0, endpoint_routes))
+}
+
+fn setup_cfg(pool: Pool, cfg: EndpointsCfg) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::new(dir.path());
     let fake = Arc::new(Fake::default());
-    let cfg = EndpointsCfg {
-        router_ip: "10.0.0.1".parse().unwrap(),
-        mtu: 1500,
-        endpoint_routes,
-    };
     let eps = Endpoints::new(fake.clone(), cfg, state.clone(), Box::new(pool));
     Setup {
         fake,
@@ -472,6 +482,34 @@ async fn restore_keeps_live_endpoints_and_drops_gone_ones() {
     let r = s.eps.add(&add_req("c3")).await.unwrap();
     assert_eq!(r.endpoint_id, 1);
     assert_eq!(r.ipv4, "10.0.0.2");
+}
+
+#[test]
+fn link_mtu_keeps_the_tunnel_overhead() {
+    let native = cfg(0, false);
+    let tunnel = cfg(1450, false);
+    let m = |link, route| LinkMtu { link, route };
+    assert_eq!(link_mtu(None, &native), m(1500, 0));
+    assert_eq!(link_mtu(Some(1400), &native), m(1400, 0));
+    assert_eq!(link_mtu(None, &tunnel), m(1500, 1450));
+    assert_eq!(link_mtu(Some(0), &tunnel), m(1500, 1450));
+    assert_eq!(link_mtu(Some(1400), &tunnel), m(1400, 1350));
+}
+
+#[tokio::test]
+async fn tunnel_mode_pods_get_the_route_mtu() {
+    let mut pool = Pool::default();
+    pool.allocate(Ipv4Addr::new(10, 0, 0, 1), "router").unwrap();
+    let s = setup_cfg(pool, cfg(1450, false));
+    let r = s.eps.add(&add_req("c1")).await.unwrap();
+    assert_eq!(r.mtu, 1500, "eth0 keeps the device MTU");
+    assert_eq!(
+        s.fake.w().link_mtus[&r.host_ifname],
+        LinkMtu {
+            link: 1500,
+            route: 1450
+        }
+    );
 }
 
 #[test]
