@@ -6,10 +6,13 @@
 //! (scripts/setup.sh); fails without them. Only namespaces and bpffs
 //! directories named `dpt<pid>-*` are touched, and removed on drop.
 
+mod common;
+
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use common::{BpfDir, Netns, in_netns};
 
 use datapath::net::{self, Route};
 use datapath::{Datapath, DatapathConfig, EndpointInfo, Notification};
@@ -17,69 +20,6 @@ use datapath::{Datapath, DatapathConfig, EndpointInfo, Notification};
 const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const POD1: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 11);
 const POD2: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 12);
-
-fn run(cmd: &[&str]) -> bool {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
-        .status()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
-        .success()
-}
-
-/// A network namespace made with `ip netns add`, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Self {
-        let _ = run(&["ip", "netns", "del", &name]);
-        assert!(run(&["ip", "netns", "add", &name]), "ip netns add {name}");
-        assert!(run(&["ip", "-n", &name, "link", "set", "lo", "up"]));
-        Self(name)
-    }
-
-    fn path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.0)
-    }
-
-    fn ping(&self, dst: Ipv4Addr) -> bool {
-        let dst = dst.to_string();
-        run(&[
-            "ip", "netns", "exec", &self.0, "ping", "-q", "-c", "2", "-i", "0.2", "-W", "2", &dst,
-        ])
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run(&["ip", "netns", "del", &self.0]);
-    }
-}
-
-struct BpfDir(PathBuf);
-
-impl Drop for BpfDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Run `f` on a thread inside `ns` with its own current-thread runtime.
-fn in_netns<T: Send>(ns: &Netns, f: impl AsyncFnOnce() -> T + Send) -> T {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let file = std::fs::File::open(&path).expect("open netns");
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(f())
-        })
-        .join()
-        .expect("netns thread")
-    })
-}
 
 fn forwarded(dp: &Datapath) -> u64 {
     dp.metrics_dump()

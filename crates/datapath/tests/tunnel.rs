@@ -1,0 +1,354 @@
+//! Tunnel routing with real packets: two "nodes" (namespaces joined by a
+//! veth underlay), each with `cilium_host`, `cilium_vxlan` and one pod, the
+//! datapath loaded in tunnel mode and the other node's pod in the ipcache
+//! with a tunnel endpoint. The only route towards the other pod CIDR is
+//! `via <router> dev cilium_host mtu 1450` (as the agent installs it).
+//! Checks pod-to-pod and node-to-pod pings, the VNI on captured VXLAN
+//! packets, the MTU edge, a switch back to native mode, and the GENEVE
+//! error on a kernel without GENEVE. Needs root, iproute2, ping and
+//! tcpdump; fails without them. Only `dpt<pid>-*` namespaces and bpffs
+//! directories are touched, and removed on drop.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::{BpfDir, Netns, in_netns, run};
+use datapath::net::{self, Route};
+use datapath::{
+    Datapath, DatapathConfig, EndpointInfo, IpcacheEntry, TunnelConfig, TunnelProtocol,
+};
+use ipnet::Ipv4Net;
+
+const VXLAN_PORT: u16 = 8472;
+
+/// One node of the test.
+struct Node {
+    ns: Netns,
+    pod: Netns,
+    underlay_if: &'static str,
+    underlay_ip: Ipv4Addr,
+    router: Ipv4Addr,
+    pod_cidr: Ipv4Net,
+    pod_ip: Ipv4Addr,
+    pod_identity: u32,
+    dir: BpfDir,
+}
+
+impl Node {
+    fn config(&self, tunnel: Option<TunnelConfig>) -> DatapathConfig {
+        DatapathConfig {
+            bpf_dir: self.dir.0.clone(),
+            router_ip: self.router,
+            native_devices: vec![self.underlay_if.to_string()],
+            cluster_id: 0,
+            tunnel,
+        }
+    }
+}
+
+const VXLAN: TunnelConfig = TunnelConfig {
+    protocol: TunnelProtocol::Vxlan,
+    port: VXLAN_PORT,
+};
+
+/// Bring up `node` in tunnel mode with `peer`'s pod CIDR and pod behind
+/// the tunnel endpoint `peer.underlay_ip`.
+fn setup_node(node: &Node, peer: &Node) {
+    in_netns(&node.ns, async || {
+        for (k, v) in [
+            ("net.ipv4.conf.all.rp_filter", "0"),
+            ("net.ipv4.conf.default.rp_filter", "0"),
+            ("net.ipv4.ip_forward", "1"),
+        ] {
+            net::sysctl_set(k, v).unwrap();
+        }
+        net::setup_host_devices(node.router, 1500).await.unwrap();
+        let idx = net::setup_tunnel_device(TunnelProtocol::Vxlan, VXLAN_PORT)
+            .await
+            .unwrap();
+        assert_eq!(
+            net::setup_tunnel_device(TunnelProtocol::Vxlan, VXLAN_PORT)
+                .await
+                .unwrap(),
+            idx,
+            "idempotent: the same device is kept"
+        );
+        // The agent's route for the other node's pod CIDR.
+        net::route_replace(&Route {
+            dst: peer.pod_cidr,
+            via: Some(node.router),
+            dev: "cilium_host".into(),
+            src: Some(node.router),
+            mtu: 1450,
+            proto: 4,
+            scope_link: false,
+        })
+        .await
+        .unwrap();
+        let l = net::create_endpoint_link(
+            &node.pod.path(),
+            "lxcdpt0",
+            "eth0",
+            node.pod_ip,
+            node.router,
+            1500,
+            1450,
+        )
+        .await
+        .unwrap();
+        let mut dp = Datapath::load(&node.config(Some(VXLAN))).unwrap();
+        dp.lxc_upsert(
+            node.pod_ip,
+            &EndpointInfo {
+                ifindex: l.host_ifindex,
+                lxc_id: 11,
+                flags: 0,
+                mac: l.container_mac,
+                node_mac: l.host_mac,
+                sec_id: node.pod_identity,
+            },
+        )
+        .unwrap();
+        dp.attach_endpoint("lxcdpt0").unwrap();
+        let tep = Some(peer.underlay_ip);
+        let cidr = IpcacheEntry {
+            sec_identity: 2,
+            tunnel_endpoint: tep,
+            encrypt_key: 0,
+        };
+        dp.ipcache_upsert(peer.pod_cidr, &cidr).unwrap();
+        let pod = IpcacheEntry {
+            sec_identity: peer.pod_identity,
+            ..cidr
+        };
+        dp.ipcache_upsert(Ipv4Net::from(peer.pod_ip), &pod).unwrap();
+        assert!(
+            dp.ipcache_dump()
+                .unwrap()
+                .iter()
+                .all(|(_, e)| e.tunnel_endpoint == tep),
+            "ipcache_dump returns the tunnel endpoint"
+        );
+        assert!(node.dir.0.join("links/cilium_vxlan_ingress").exists());
+    });
+}
+
+/// A VXLAN packet seen on the underlay: outer source, destination, VNI.
+#[derive(Debug, PartialEq, Eq)]
+struct Vxlan {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    vni: u32,
+}
+
+/// Capture `count` VXLAN packets on `dev` in `ns` while `traffic` runs.
+fn capture(ns: &Netns, dev: &str, count: usize, traffic: impl FnOnce()) -> Vec<Vxlan> {
+    let file = PathBuf::from(format!("/tmp/{}-{dev}.pcap", ns.0));
+    let filter = format!("udp port {VXLAN_PORT}");
+    let mut child = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.0, "timeout", "15", "tcpdump", "-ni", dev,
+        ])
+        .args(["-U", "-c", &count.to_string(), "-w"])
+        .arg(&file)
+        .arg(&filter)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    // Wait until it listens.
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening"), "tcpdump: {line}");
+    traffic();
+    assert!(
+        child.wait().unwrap().success(),
+        "tcpdump saw {count} packets"
+    );
+    let pcap = std::fs::read(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    parse_vxlan_pcap(&pcap)
+}
+
+/// Outer addresses and VNI of each packet of an Ethernet pcap file.
+fn parse_vxlan_pcap(pcap: &[u8]) -> Vec<Vxlan> {
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= pcap.len() {
+        let len = u32::from_le_bytes(pcap[off + 8..off + 12].try_into().unwrap()) as usize;
+        let p = &pcap[off + 16..off + 16 + len];
+        off += 16 + len;
+        assert_eq!(&p[12..14], &[0x08, 0x00], "IPv4 underlay");
+        let ip = &p[14..];
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        assert_eq!(ip[9], 17, "UDP");
+        let udp = &ip[ihl..];
+        assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), VXLAN_PORT);
+        let vx = &udp[8..];
+        assert_eq!(vx[0] & 0x08, 0x08, "VXLAN I flag");
+        out.push(Vxlan {
+            src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            vni: u32::from_be_bytes([0, vx[4], vx[5], vx[6]]),
+        });
+    }
+    out
+}
+
+/// One `ping -M do -s <size>` from `ns`: success and combined output.
+fn ping_df(ns: &Netns, dst: Ipv4Addr, size: u32) -> (bool, String) {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.0, "ping", "-c", "1", "-W", "2", "-M", "do",
+        ])
+        .args(["-s", &size.to_string(), &dst.to_string()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn two_nodes_talk_through_vxlan_with_the_identity_in_the_vni() {
+    let pid = std::process::id();
+    let node = |i: u8, underlay_if| Node {
+        ns: Netns::new(format!("dpt{pid}-tn{i}")),
+        pod: Netns::new(format!("dpt{pid}-tp{i}")),
+        underlay_if,
+        underlay_ip: Ipv4Addr::new(192, 168, 77, i),
+        router: Ipv4Addr::new(10, 201, i, 1),
+        pod_cidr: Ipv4Net::new(Ipv4Addr::new(10, 201, i, 0), 24).unwrap(),
+        pod_ip: Ipv4Addr::new(10, 201, i, 10),
+        pod_identity: 1000 + u32::from(i),
+        dir: BpfDir(PathBuf::from(format!("/sys/fs/bpf/dpt{pid}-tunnel{i}"))),
+    };
+    let n1 = node(1, "dptu1");
+    let n2 = node(2, "dptu2");
+    // The underlay: one veth between the two node namespaces.
+    assert!(run(&[
+        "ip", "-n", &n1.ns.0, "link", "add", "dptu1", "type", "veth", "peer", "name", "dptu2",
+        "netns", &n2.ns.0,
+    ]));
+    for n in [&n1, &n2] {
+        let addr = format!("{}/24", n.underlay_ip);
+        assert!(run(&[
+            "ip",
+            "-n",
+            &n.ns.0,
+            "addr",
+            "add",
+            &addr,
+            "dev",
+            n.underlay_if
+        ]));
+        assert!(run(&[
+            "ip",
+            "-n",
+            &n.ns.0,
+            "link",
+            "set",
+            n.underlay_if,
+            "up"
+        ]));
+    }
+    setup_node(&n1, &n2);
+    setup_node(&n2, &n1);
+
+    // Pod to remote pod: VNI = the sender's identity, both ways.
+    let seen = capture(&n1.ns, "dptu1", 2, || {
+        assert!(n1.pod.ping(n2.pod_ip), "pod1 -> pod2 over VXLAN");
+    });
+    assert_eq!(
+        seen,
+        vec![
+            Vxlan {
+                src: n1.underlay_ip,
+                dst: n2.underlay_ip,
+                vni: n1.pod_identity
+            },
+            Vxlan {
+                src: n2.underlay_ip,
+                dst: n1.underlay_ip,
+                vni: n2.pod_identity
+            },
+        ]
+    );
+    // Node to remote pod (cil_from_host): VNI = the host identity 1.
+    let seen = capture(&n1.ns, "dptu1", 2, || {
+        assert!(n1.ns.ping(n2.pod_ip), "node1 -> pod2 over VXLAN");
+    });
+    assert_eq!(seen[0].vni, 1, "{seen:?}");
+    assert_eq!(seen[1].vni, n2.pod_identity, "{seen:?}");
+
+    // The pod route MTU 1450: 1422 bytes of payload fit, 1423 do not.
+    let (ok, out) = ping_df(&n1.pod, n2.pod_ip, 1422);
+    assert!(ok, "ping -M do -s 1422: {out}");
+    let (ok, out) = ping_df(&n1.pod, n2.pod_ip, 1423);
+    assert!(!ok, "ping -M do -s 1423 must fail: {out}");
+    assert!(
+        out.contains("message too long, mtu=1450"),
+        "EMSGSIZE (iputils: \"local error: message too long, mtu=1450\") expected: {out}"
+    );
+
+    // A port change replaces the device; back to native mode removes the
+    // overlay link and the devices.
+    in_netns(&n1.ns, async || {
+        let old = net::setup_tunnel_device(TunnelProtocol::Vxlan, VXLAN_PORT)
+            .await
+            .unwrap();
+        let new = net::setup_tunnel_device(TunnelProtocol::Vxlan, 4789)
+            .await
+            .unwrap();
+        assert_ne!(old, new, "re-created with the new port");
+        net::delete_tunnel_devices().await.unwrap();
+        net::delete_tunnel_devices().await.unwrap();
+        let mut dp = Datapath::load(&n1.config(None)).unwrap();
+        dp.attach_endpoint("lxcdpt0").unwrap();
+        assert!(!n1.dir.0.join("links/cilium_vxlan_ingress").exists());
+        // Tunnel mode without its device is refused with a clear error.
+        let err = Datapath::load(&n1.config(Some(VXLAN)))
+            .err()
+            .expect("no cilium_vxlan");
+        assert!(err.to_string().contains("cilium_vxlan"), "{err}");
+    });
+    assert!(
+        !run(&["ip", "-n", &n1.ns.0, "link", "show", "cilium_vxlan"]),
+        "cilium_vxlan removed"
+    );
+}
+
+#[test]
+fn geneve_needs_kernel_support() {
+    let pid = std::process::id();
+    let ns = Netns::new(format!("dpt{pid}-geneve"));
+    in_netns(&ns, async || {
+        match net::setup_tunnel_device(TunnelProtocol::Geneve, 6081).await {
+            // A kernel with GENEVE: the device is external on 6081.
+            Ok(_) => assert!(run(&[
+                "ip",
+                "-n",
+                &ns.0,
+                "-d",
+                "link",
+                "show",
+                "cilium_geneve"
+            ])),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with("tunnel-protocol geneve: this kernel cannot create a GENEVE device (CONFIG_GENEVE is not enabled)"),
+                    "{msg}"
+                );
+            }
+        }
+    });
+}
