@@ -326,6 +326,13 @@ fn agent_restart_keeps_connections_and_endpoints() {
         "before:\n{before}\nafter:\n{after}"
     );
     lab.ok(&["scale", "deployment", "webpod", "--replicas", "4"]);
+    eventually("4 webpods with IPs", Duration::from_secs(60), || {
+        let web = pods_by_node(&lab)
+            .into_iter()
+            .filter(|p| p.0.starts_with("webpod-") && !p.2.is_empty())
+            .count();
+        (web == 4).then_some(())
+    });
     lab.ok(&[
         "wait",
         "pods",
@@ -489,7 +496,7 @@ fn cni_errors_config_errors_and_podman() {
             "--cni",
             "cilium",
             "--config",
-            "routing-mode=tunnel",
+            "kube-proxy-replacement=true",
             "--timeout",
             "30s",
         ])

@@ -6,3 +6,4 @@
 mod cilium;
 mod common;
 mod seed;
+mod tunnel;
