@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Benchmark: cross-node pod-to-pod TCP throughput (iperf3, one stream) in
+# tunnel mode (our eBPF encapsulation into cilium_vxlan, VNI = identity)
+# vs a plain kernel VXLAN setup without eBPF in the same run (the
+# baseline of lib.sh with a vxlan device per node routing the other pod
+# CIDR, MTU 1450 on pod routes as in tunnel mode). Goal: >= 0.95x.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+BIN=$PWD/target/release
+T=${T:-5}
+LAB=btn$$
+BL=bv$$
+[[ -x $BIN/cilium-lab ]] || { echo "build first: make build" >&2; exit 1; }
+trap '"$BIN/cilium-lab" --name $LAB down >/dev/null 2>&1 || true; bl_cleanup' EXIT
+
+bl_build 1450
+for pair in "na 1 2 10.77.1.0/24" "nb 2 1 10.77.0.0/24"; do
+  read -r n me peer cidr <<<"$pair"
+  ip -n $BL-$n link add vxlan0 type vxlan id 42 local 192.0.2.$me remote 192.0.2.$peer dstport 8472 dev eth1
+  ip -n $BL-$n addr add 169.254.100.$me/30 dev vxlan0; ip -n $BL-$n link set vxlan0 up
+  ip -n $BL-$n route add "$cidr" via 169.254.100.$peer dev vxlan0
+done
+base=$(bl_iperf p1 p3 10.77.1.13 "$T")
+
+echo "bringing up lab $LAB (cilium CNI, routing-mode tunnel) ..."
+"$BIN/cilium-lab" --name $LAB up --config routing-mode=tunnel --workloads >/dev/null 2>&1
+ours=$(lab_iperf "$BIN/cilium-lab --name $LAB" k8s-w1 "$T")
+
+echo "cross-node TCP throughput in tunnel mode (Gbit/s, iperf3 -t $T):"
+awk -v b="$base" -v o="$ours" 'BEGIN {
+  printf "  kernel VXLAN, no BPF %.2f   cilium eBPF VXLAN %.2f   ratio %.2fx   (goal >= 0.95x)\n", b, o, o / b }'
