@@ -369,6 +369,7 @@ impl<P: Plumbing> Endpoints<P> {
         req: &CniAddRequest,
         undo: &mut Vec<Undo>,
     ) -> Result<EndpointState, ApiError> {
+        let mut timer = StepTimer::default();
         let used: BTreeSet<u16> = inner.endpoints.keys().copied().collect();
         let id = next_endpoint_id(&used)
             .ok_or_else(|| api_error(codes::IPAM_EXHAUSTED, "no free endpoint ID (1-4095)"))?;
@@ -379,6 +380,7 @@ impl<P: Plumbing> Endpoints<P> {
             .map_err(|e| api_error(codes::IPAM_EXHAUSTED, format!("IPAM: {e}")))?;
         undo.push(Undo::ReleaseIp(ip));
         self.save_ipam(inner)?;
+        timer.step("ipam");
 
         let host = host_ifname(&req.container_id, &req.ifname);
         let mtu = link_mtu(req.mtu, &self.cfg);
@@ -402,6 +404,7 @@ impl<P: Plumbing> Endpoints<P> {
             .await
             .map_err(|e| api_error(codes::LINK, format!("creating {host}: {e}")))?;
         undo.push(Undo::DeleteLink(host.clone()));
+        timer.step("link");
 
         let pod = PodRef {
             namespace: req.pod_namespace.clone(),
@@ -413,6 +416,7 @@ impl<P: Plumbing> Endpoints<P> {
             .resolve_identity(&pod)
             .await
             .map_err(|e| api_error(codes::IDENTITY, format!("identity: {e}")))?;
+        timer.step("identity");
 
         let ep = EndpointState {
             id,
@@ -445,16 +449,20 @@ impl<P: Plumbing> Endpoints<P> {
             self.plumbing.route_replace(&r).await.map_err(dp)?;
             undo.push(Undo::RouteDelete(r));
         }
+        timer.step("datapath");
         self.state
             .save_endpoint(&ep)
             .map_err(|e| api_error(codes::IO, format!("persisting endpoint: {e}")))?;
         undo.push(Undo::RemoveState(id));
+        timer.step("state");
         if !ep.pod().is_empty() {
             self.plumbing
                 .publish_cep(&ep)
                 .await
                 .map_err(|e| api_error(codes::STORE, format!("CiliumEndpoint: {e}")))?;
         }
+        timer.step("cep");
+        tracing::debug!(endpoint = id, %ip, steps = %timer, "endpoint plumbing timings");
         Ok(ep)
     }
 
@@ -785,3 +793,37 @@ pub fn orphan_ips(
 
 #[cfg(test)]
 mod tests;
+
+/// Durations of the steps of an endpoint creation (debug logs).
+#[derive(Debug)]
+struct StepTimer {
+    last: std::time::Instant,
+    steps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Default for StepTimer {
+    fn default() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+}
+
+impl StepTimer {
+    fn step(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.steps.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for StepTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, d)) in self.steps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name}={:.2}ms", d.as_secs_f64() * 1000.0)?;
+        }
+        Ok(())
+    }
+}

@@ -77,7 +77,7 @@ pub fn render(cfg: &AgentConfig, snap: &EndpointSnapshot, inputs: &StatusInputs)
             .map(|(ip, owner)| (ip.to_string(), owner.clone()))
             .collect(),
         routing,
-        attach_mode: "TCX".to_string(),
+        attach_mode: "TCX (host devices), Legacy TC (endpoints)".to_string(),
         device_mode: "veth".to_string(),
         masquerading,
         controllers: format!("{}/{} healthy", inputs.controllers.1, inputs.controllers.0),
@@ -149,7 +149,7 @@ mod tests {
         };
         let s = render(&cfg(), &snap, &inputs);
         assert_eq!(s.routing, "Network: Native   Host: BPF");
-        assert_eq!(s.attach_mode, "TCX");
+        assert_eq!(s.attach_mode, "TCX (host devices), Legacy TC (endpoints)");
         assert_eq!(s.device_mode, "veth");
         assert_eq!(s.ipam_cidr, "172.20.0.0/24");
         assert_eq!(s.ipam_capacity, 254);

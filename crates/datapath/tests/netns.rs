@@ -121,8 +121,16 @@ fn pods_on_one_node_talk_through_the_datapath() {
         // An exiting agent leaves the programs attached (pinned links).
         drop(events);
         drop(dp);
-        assert!(dir.0.join("links/lxcdpt0_ingress").exists());
         assert!(dir.0.join("links/cilium_host_egress").exists());
+        let filters = std::process::Command::new("tc")
+            .args(["filter", "show", "dev", "lxcdpt0", "ingress"])
+            .output()
+            .expect("run tc");
+        let filters = String::from_utf8_lossy(&filters.stdout);
+        assert!(
+            filters.contains("cil_from_container"),
+            "endpoint filter kept: {filters}"
+        );
         assert!(pod2.ping(POD1), "pod2 -> pod1 with no agent");
 
         // A restarted agent reuses the maps and replaces the programs.
@@ -135,7 +143,14 @@ fn pods_on_one_node_talk_through_the_datapath() {
 
         dp.detach_endpoint("lxcdpt0").unwrap();
         dp.detach_endpoint("lxcdpt0").unwrap();
-        assert!(!dir.0.join("links/lxcdpt0_ingress").exists());
+        let filters = std::process::Command::new("tc")
+            .args(["filter", "show", "dev", "lxcdpt0", "ingress"])
+            .output()
+            .expect("run tc");
+        assert!(
+            !String::from_utf8_lossy(&filters.stdout).contains("cil_from_container"),
+            "endpoint filter removed"
+        );
         net::delete_link("lxcdpt1").await.unwrap();
         net::delete_link("lxcdpt1").await.unwrap();
         dp.detach_endpoint("lxcdpt1").unwrap(); // vanished device
