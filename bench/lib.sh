@@ -1,6 +1,7 @@
 # Shared by the benchmarks: a baseline "cluster" of plain namespaces with
 # no BPF (two nodes on a bridge in a fabric namespace, like the lab's
-# segments; pods on veth pairs with /32 routes and proxy ARP), iperf3
+# segments; pods on veth pairs with /32 routes, the node answering for
+# their gateway 169.254.1.1), iperf3
 # helpers and cleanup. Every namespace is prefixed with $BL.
 
 gbps() { jq -r '.end.sum_received.bits_per_second / 1e9'; }
@@ -21,7 +22,7 @@ bl_pod() { # pod node ip gateway-prefix
   ip -n "$BL-$2" link set "v$1" up
   ip -n "$BL-$1" route add 169.254.1.1 dev eth0 scope link
   ip -n "$BL-$1" route add default via 169.254.1.1 dev eth0 ${4:+mtu $4}
-  ip netns exec "$BL-$2" sysctl -q -w "net.ipv4.conf.v$1.proxy_arp=1"
+  ip -n "$BL-$2" addr add 169.254.1.1/32 dev "v$1"   # the pods' gateway, answered by the node
   ip -n "$BL-$2" route add "$3/32" dev "v$1" scope link
 }
 

@@ -3,6 +3,9 @@
 #ifndef CILIUM_LIB_EVENTS_H
 #define CILIUM_LIB_EVENTS_H
 
+#include <stdbool.h>
+#include <linux/in.h>
+
 #include "common.h"
 
 static __always_inline void update_metrics(struct __sk_buff *skb, __u8 reason,
@@ -39,12 +42,41 @@ static __always_inline __u16 capture(struct __sk_buff *skb, __u8 *buf)
 	return cap;
 }
 
+/* Trace aggregation, as upstream's monitor-aggregation "medium" (the
+ * default): bulk TCP data packets are not reported, only segments that
+ * open or close a connection (SYN, FIN, RST) and every non-TCP packet.
+ * 0 reports every packet. A load-time constant. */
+volatile const __u32 MONITOR_AGGREGATION = 1;
+
+#define TCP_FLAGS_REPORTED 0x07 /* FIN | SYN | RST */
+
+static __always_inline bool trace_wanted(struct __sk_buff *skb)
+{
+	__u8 vihl, proto, flags;
+
+	if (!MONITOR_AGGREGATION)
+		return true;
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return true;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &vihl, 1) < 0 ||
+	    bpf_skb_load_bytes(skb, ETH_HLEN + 9, &proto, 1) < 0)
+		return true;
+	if (proto != IPPROTO_TCP)
+		return true;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + (vihl & 0x0f) * 4 + 13, &flags, 1) < 0)
+		return true;
+	return flags & TCP_FLAGS_REPORTED;
+}
+
 static __always_inline void send_trace(struct __sk_buff *skb, __u8 obs_point,
 				       __u16 source, __u32 src_label,
 				       __u32 dst_label, __u16 dst_id,
 				       __u32 ifindex)
 {
 	struct trace_event *ev;
+
+	if (!trace_wanted(skb))
+		return;
 
 	ev = bpf_ringbuf_reserve(&cilium_events, sizeof(*ev), 0);
 	if (!ev)
