@@ -58,3 +58,6 @@ lab_iperf() { # lab-cli server-node seconds
   wait_listening $cli exec "$pod" -- sh -c 'ss -ltn | grep -q :5201'
   $cli exec curl-pod -- iperf3 -c "$ip" -t "$t" -J | gbps
 }
+
+# Median of the numbers given as arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }

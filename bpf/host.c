@@ -9,7 +9,8 @@
  *   redirected to the tunnel device; others continue to cilium_net.
  * cil_to_host (cilium_host and cilium_net tc ingress): pass to the stack,
  *   traced.
- * cil_from_netdev (native devices, tc ingress): pass to the stack, counted.
+ * cil_from_netdev (native devices, tc ingress): packets for a local pod are
+ *   redirected to it directly; everything else passes to the stack, counted.
  */
 #include "lib/common.h"
 #include "lib/events.h"
@@ -84,6 +85,32 @@ int cil_to_host(struct __sk_buff *skb)
 SEC("classifier")
 int cil_from_netdev(struct __sk_buff *skb)
 {
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip4 = data + ETH_HLEN;
+	struct endpoint_info *dst;
+	__u32 src_identity, ifindex, dst_label;
+	__u16 dst_id;
+
 	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
-	return TC_ACT_OK;
+	if ((void *)(ip4 + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	/* A packet from another node for a local pod (native routing) goes
+	 * straight to the pod, skipping the stack's routing and the
+	 * cilium_host hop; everything else (tunnel traffic, the node's own)
+	 * continues to the stack. */
+	dst = lookup_endpoint4(ip4->daddr);
+	if (!dst || (dst->flags & ENDPOINT_F_HOST))
+		return TC_ACT_OK;
+	src_identity = lookup_identity4(ip4->saddr);
+	ifindex = dst->ifindex;
+	dst_id = dst->lxc_id;
+	dst_label = dst->sec_id;
+	if (redirect_to_endpoint(skb, dst, src_identity) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS, 0,
+				 src_identity, __LINE__, FILE_HOST);
+	send_trace(skb, TRACE_TO_LXC, 0, src_identity, dst_label, dst_id,
+		   ifindex);
+	return TC_ACT_REDIRECT;
 }

@@ -311,7 +311,14 @@ fn host_program_redirects_to_endpoint() {
     let elsewhere = ipv4_packet([0; 6], [0; 6], ROUTER, Ipv4Addr::new(10, 0, 1, 5));
     assert_eq!(run(&dp, Program::FromHost, &elsewhere).verdict, TC_ACT_OK);
     assert_eq!(run(&dp, Program::ToHost, &pkt).verdict, TC_ACT_OK);
-    assert_eq!(run(&dp, Program::FromNetdev, &pkt).verdict, TC_ACT_OK);
+    // From another node (native routing): straight to the local pod;
+    // anything else goes to the stack.
+    let from_peer = ipv4_packet([0; 6], [0; 6], Ipv4Addr::new(10, 0, 1, 5), IP_B);
+    let r = run(&dp, Program::FromNetdev, &from_peer);
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    assert_eq!(&r.data[0..6], &MAC_B);
+    assert_eq!(&r.data[6..12], &NODE_MAC_B);
+    assert_eq!(run(&dp, Program::FromNetdev, &elsewhere).verdict, TC_ACT_OK);
 }
 
 #[test]
