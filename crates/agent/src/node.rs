@@ -108,19 +108,6 @@ pub fn new_cilium_node(name: &str, intent: &CiliumNodeIntent) -> CiliumNode {
     cn
 }
 
-/// The operator's error for this node, if any.
-pub fn operator_error(cn: &CiliumNode) -> Option<&str> {
-    cn.status
-        .as_ref()?
-        .ipam
-        .as_ref()?
-        .operator_status
-        .as_ref()?
-        .error
-        .as_deref()
-        .filter(|e| !e.is_empty())
-}
-
 /// Errors of node setup.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -217,7 +204,7 @@ pub async fn wait_for_pod_cidrs(
                 if !cidrs.is_empty() {
                     return cidrs;
                 }
-                let err = operator_error(&cn).map(str::to_string);
+                let err = cn.operator_error().map(str::to_string);
                 if err.is_some() && err != last_error {
                     tracing::error!(
                         node = name,
@@ -336,7 +323,7 @@ mod tests {
     #[test]
     fn operator_errors() {
         let mut cn = CiliumNode::default();
-        assert_eq!(operator_error(&cn), None);
+        assert_eq!(cn.operator_error(), None);
         cn.status = Some(CiliumNodeStatus {
             ipam: Some(IpamStatus {
                 operator_status: Some(OperatorStatus {
@@ -345,6 +332,6 @@ mod tests {
                 ..Default::default()
             }),
         });
-        assert_eq!(operator_error(&cn), Some("mask /31 is longer than /30"));
+        assert_eq!(cn.operator_error(), Some("mask /31 is longer than /30"));
     }
 }

@@ -52,14 +52,7 @@ pub fn ipv4_pod_cidr(node: &CiliumNode) -> Option<Ipv4Net> {
 
 /// The node's current operator error.
 pub fn current_error(node: &CiliumNode) -> Option<&str> {
-    node.status
-        .as_ref()?
-        .ipam
-        .as_ref()?
-        .operator_status
-        .as_ref()?
-        .error
-        .as_deref()
+    node.operator_error()
 }
 
 /// The node's first IPv4 InternalIP.

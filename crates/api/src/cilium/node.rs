@@ -25,6 +25,22 @@ pub struct CiliumNode {
     pub status: Option<CiliumNodeStatus>,
 }
 
+impl CiliumNode {
+    /// The error the operator reported for this node's IPAM
+    /// (`status.ipam.operator-status.error`), if any (empty counts as none).
+    pub fn operator_error(&self) -> Option<&str> {
+        self.status
+            .as_ref()?
+            .ipam
+            .as_ref()?
+            .operator_status
+            .as_ref()?
+            .error
+            .as_deref()
+            .filter(|e| !e.is_empty())
+    }
+}
+
 cilium_object!(
     CiliumNode,
     crd(

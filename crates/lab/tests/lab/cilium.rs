@@ -165,7 +165,7 @@ fn native_routing_reaches_same_l2_nodes_only() {
     );
 
     // cilium-dbg on the node talks to that node's agent.
-    let status = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "status", "--verbose"]);
+    let status = lab.dbg("k8s-ctr", &["status", "--verbose"]);
     let ctr_cidr = s(
         nodes
             .iter()
@@ -182,13 +182,13 @@ fn native_routing_reaches_same_l2_nodes_only() {
         "{status}"
     );
     assert!(status.contains("Network: Native"), "{status}");
-    let eps = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "endpoint", "list"]);
+    let eps = lab.dbg("k8s-ctr", &["endpoint", "list"]);
     assert!(eps.contains(&curl_ip) && eps.contains(&local_ip), "{eps}");
     assert!(
         eps.contains("k8s:app=webpod") && eps.contains("ready"),
         "{eps}"
     );
-    let ips = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "ip", "list"]);
+    let ips = lab.dbg("k8s-ctr", &["ip", "list"]);
     assert!(
         ips.lines()
             .any(|l| l.starts_with("192.168.10.101/32") && l.contains("reserved:remote-node")),
@@ -199,15 +199,7 @@ fn native_routing_reaches_same_l2_nodes_only() {
             .any(|l| l.starts_with(&format!("{w1_ip}/32")) && l.contains("k8s:app=webpod")),
         "{ips}"
     );
-    let ipcache = lab.ok(&[
-        "exec",
-        "k8s-ctr",
-        "--",
-        "cilium-dbg",
-        "bpf",
-        "ipcache",
-        "list",
-    ]);
+    let ipcache = lab.dbg("k8s-ctr", &["bpf", "ipcache", "list"]);
     assert!(
         ipcache
             .lines()
@@ -215,15 +207,7 @@ fn native_routing_reaches_same_l2_nodes_only() {
                 && l.contains(&format!("identity={}", web_ids[0]))),
         "{ipcache}"
     );
-    let lxc = lab.ok(&[
-        "exec",
-        "k8s-ctr",
-        "--",
-        "cilium-dbg",
-        "bpf",
-        "endpoint",
-        "list",
-    ]);
+    let lxc = lab.dbg("k8s-ctr", &["bpf", "endpoint", "list"]);
     assert!(lxc.contains(&curl_ip) && lxc.contains(&local_ip), "{lxc}");
     let metrics = lab.ok(&[
         "exec",
@@ -243,7 +227,7 @@ fn agent_restart_keeps_connections_and_endpoints() {
     let lab = Lab::up("r", &["--cni", "cilium", "--workloads"]);
     let (_, w1_ip) = webpod_on(&lab, "k8s-w1");
     let (_, local_ip) = webpod_on(&lab, "k8s-ctr");
-    let before = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "endpoint", "list"]);
+    let before = lab.dbg("k8s-ctr", &["endpoint", "list"]);
 
     // A TCP stream from curl-pod (k8s-ctr) to a webpod on k8s-w1.
     let w1_pod = webpod_on(&lab, "k8s-w1").0;
@@ -438,9 +422,9 @@ fn pod_churn_leaks_nothing() {
     // Nothing left: IPs (router + health only), lxc veths, map entries, CEPs, identities.
     for node in ["k8s-ctr", "k8s-w1", "k8s-w0"] {
         eventually(&format!("{node} clean"), Duration::from_secs(30), || {
-            let status = lab.ok(&["exec", node, "--", "cilium-dbg", "status"]);
+            let status = lab.dbg(node, &["status"]);
             let ipam_ok = status.contains("IPv4: 2/254 allocated");
-            let lxc = lab.ok(&["exec", node, "--", "cilium-dbg", "bpf", "endpoint", "list"]);
+            let lxc = lab.dbg(node, &["bpf", "endpoint", "list"]);
             let map_ok = !lxc.lines().skip(1).any(|l| l.contains("id="));
             (ipam_ok && map_ok && node_ip_links(&lab, node) == 0).then_some(())
         });
@@ -645,7 +629,7 @@ fn cni_errors_config_errors_and_podman() {
     );
     assert!(text.contains("Hostname: webpod-"), "{text}");
     // podman's DEL released the endpoint: only the lab's pods remain.
-    let eps = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "endpoint", "list"]);
+    let eps = lab.dbg("k8s-ctr", &["endpoint", "list"]);
     assert!(!eps.contains("container:"), "{eps}");
 }
 

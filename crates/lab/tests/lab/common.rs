@@ -60,6 +60,11 @@ impl Lab {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// `cilium-dbg ARGS` on a node (its agent); stdout.
+    pub fn dbg(&self, node: &str, args: &[&str]) -> String {
+        self.ok(&[&["exec", node, "--", "cilium-dbg"], args].concat())
+    }
+
     /// One ping from a node or pod must be answered.
     pub fn ping(&self, from: &str, ip: &str) {
         let out = self.ok(&["exec", from, "--", "ping", "-c", "1", "-W", "2", ip]);

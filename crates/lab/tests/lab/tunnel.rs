@@ -134,17 +134,9 @@ fn vxlan_reaches_every_node_with_the_identity_in_the_vni() {
     );
 
     // Inspection.
-    let status = lab.ok(&["exec", "k8s-ctr", "--", "cilium-dbg", "status"]);
+    let status = lab.dbg("k8s-ctr", &["status"]);
     assert!(status.contains("Network: Tunnel [vxlan]"), "{status}");
-    let ipcache = lab.ok(&[
-        "exec",
-        "k8s-ctr",
-        "--",
-        "cilium-dbg",
-        "bpf",
-        "ipcache",
-        "list",
-    ]);
+    let ipcache = lab.dbg("k8s-ctr", &["bpf", "ipcache", "list"]);
     assert!(
         ipcache.lines().any(|l| l.starts_with(&format!("{w0}/32"))
             && l.contains("tunnelendpoint=192.168.20.100")
@@ -185,7 +177,7 @@ fn switching_between_native_and_tunnel_leaves_nothing_behind() {
             !routes.contains("mtu 1450"),
             "{node} kept tunnel routes:\n{routes}"
         );
-        let ipcache = lab.ok(&["exec", node, "--", "cilium-dbg", "bpf", "ipcache", "list"]);
+        let ipcache = lab.dbg(node, &["bpf", "ipcache", "list"]);
         assert!(!ipcache.contains("hastunnel"), "{node}:\n{ipcache}");
     }
 }
