@@ -30,6 +30,10 @@ test: lint
 
 bench: build
 	bash bench/lab-up.sh
+	bash bench/cni-add.sh
+	bash bench/pod-throughput.sh
+	bash bench/tunnel-throughput.sh
+	bash bench/agent-rss.sh
 
 clean:
 	$(CARGO) clean
