@@ -72,18 +72,22 @@ pub async fn report(state: &LabState, cluster: Option<&str>) -> Result<String> {
 
 /// Suggestions printed after `up`.
 pub fn next_steps(state: &LabState) -> String {
+    // The command as the user invoked it (`target/release/cilium-lab`).
+    let exe = std::env::args()
+        .next()
+        .unwrap_or_else(|| "cilium-lab".into());
     let lab = if state.lab == "lab" {
-        String::new()
+        exe
     } else {
-        format!(" --name {}", state.lab)
+        format!("{exe} --name {}", state.lab)
     };
     format!(
         "\nTry:\n  \
-         cilium-lab{lab} get pods -o wide\n  \
-         cilium-lab{lab} exec curl-pod -- curl -s webpod-IP      (a webpod's IP from the line above)\n  \
-         cilium-lab{lab} exec k8s-w0 -- curl -s 10.10.1.200        (the router's web server)\n  \
-         cilium-lab{lab} exec k8s-ctr -- ping -c 1 192.168.20.100\n  \
-         cilium-lab{lab} scale deployment webpod --replicas 0\n  \
-         cilium-lab{lab} down\n"
+         {lab} get pods -o wide\n  \
+         {lab} exec curl-pod -- curl -s webpod-IP      (a webpod's IP from the line above)\n  \
+         {lab} exec k8s-w0 -- curl -s 10.10.1.200        (the router's web server)\n  \
+         {lab} exec k8s-ctr -- cilium-dbg status          (that node's agent)\n  \
+         {lab} scale deployment webpod --replicas 0\n  \
+         {lab} down\n"
     )
 }
