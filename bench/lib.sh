@@ -12,7 +12,12 @@ wait_listening() { # command... ; polls until it succeeds (5 s)
 }
 
 bl_cleanup() {
-  for n in fabric na nb p1 p2 p3; do ip netns del "$BL-$n" 2>/dev/null || true; done
+  # Processes left in our namespaces (an iperf3 server whose client
+  # failed), then the namespaces.
+  for n in fabric na nb p1 p2 p3; do
+    ip netns pids "$BL-$n" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    ip netns del "$BL-$n" 2>/dev/null || true
+  done
 }
 
 bl_pod() { # pod node ip gateway-prefix
