@@ -68,6 +68,21 @@ static __always_inline bool trace_wanted(struct __sk_buff *skb)
 	return flags & TCP_FLAGS_REPORTED;
 }
 
+/* The header and capture fields every notification starts with. */
+static __always_inline void fill_headers(struct __sk_buff *skb,
+					 struct notify_common_hdr *hdr,
+					 struct notify_capture_hdr *cap,
+					 __u8 type, __u8 subtype, __u16 source,
+					 __u16 version)
+{
+	hdr->type = type;
+	hdr->subtype = subtype;
+	hdr->source = source;
+	hdr->hash = bpf_get_hash_recalc(skb);
+	cap->len_orig = skb->len;
+	cap->version = version;
+}
+
 static __always_inline void send_trace(struct __sk_buff *skb, __u8 obs_point,
 				       __u16 source, __u32 src_label,
 				       __u32 dst_label, __u16 dst_id,
@@ -82,12 +97,8 @@ static __always_inline void send_trace(struct __sk_buff *skb, __u8 obs_point,
 	if (!ev)
 		return;
 	__builtin_memset(&ev->msg, 0, sizeof(ev->msg));
-	ev->msg.hdr.type = CILIUM_NOTIFY_TRACE;
-	ev->msg.hdr.subtype = obs_point;
-	ev->msg.hdr.source = source;
-	ev->msg.hdr.hash = bpf_get_hash_recalc(skb);
-	ev->msg.cap.len_orig = skb->len;
-	ev->msg.cap.version = TRACE_NOTIFY_VERSION;
+	fill_headers(skb, &ev->msg.hdr, &ev->msg.cap, CILIUM_NOTIFY_TRACE,
+		     obs_point, source, TRACE_NOTIFY_VERSION);
 	ev->msg.src_label = src_label;
 	ev->msg.dst_label = dst_label;
 	ev->msg.dst_id = dst_id;
@@ -108,12 +119,8 @@ static __always_inline int send_drop(struct __sk_buff *skb, __u8 reason,
 	ev = bpf_ringbuf_reserve(&cilium_events, sizeof(*ev), 0);
 	if (ev) {
 		__builtin_memset(&ev->msg, 0, sizeof(ev->msg));
-		ev->msg.hdr.type = CILIUM_NOTIFY_DROP;
-		ev->msg.hdr.subtype = reason;
-		ev->msg.hdr.source = source;
-		ev->msg.hdr.hash = bpf_get_hash_recalc(skb);
-		ev->msg.cap.len_orig = skb->len;
-		ev->msg.cap.version = DROP_NOTIFY_VERSION;
+		fill_headers(skb, &ev->msg.hdr, &ev->msg.cap, CILIUM_NOTIFY_DROP,
+			     reason, source, DROP_NOTIFY_VERSION);
 		ev->msg.src_label = src_label;
 		ev->msg.line = line;
 		ev->msg.file = file;
