@@ -612,10 +612,12 @@ async fn wait_agents_ready(state: &LabState, timeout: Duration) -> Result<()> {
             .filter(|p| p.spec.name == "cilium-agent" || p.spec.name == "cilium-operator")
         {
             if !p.alive() {
-                let log = std::fs::read_to_string(&p.spec.log).unwrap_or_default();
-                let lines: Vec<&str> = log.lines().collect();
-                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-                bail!("{} on {} exited:\n{tail}", p.spec.name, p.spec.host);
+                bail!(
+                    "{} on {} exited:\n{}",
+                    p.spec.name,
+                    p.spec.host,
+                    p.log_tail(15)
+                );
             }
         }
         let ready = state

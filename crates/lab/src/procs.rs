@@ -4,6 +4,7 @@
 //! exactly the processes it started even if PIDs were reused.
 
 use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -81,8 +82,6 @@ pub fn spawn(s: &Spawn) -> Result<ProcRecord> {
     })
 }
 
-use std::os::unix::process::CommandExt;
-
 /// Start time of a live process, or `None` when it is gone.
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -98,6 +97,13 @@ pub fn start_time(pid: i32) -> Option<u64> {
 }
 
 impl ProcRecord {
+    /// The last `n` lines of the process's log (for errors when it died).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(&self.spec.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Whether the recorded process is still the one we started.
     pub fn alive(&self) -> bool {
         start_time(self.pid) == Some(self.start_time)

@@ -104,9 +104,7 @@ async fn wait_serving(p: &ProcRecord, socket: std::path::PathBuf, timeout: Durat
     let client = agentclient::Client::new(&socket).with_timeout(Duration::from_secs(2));
     loop {
         if !p.alive() {
-            let log = std::fs::read_to_string(&p.spec.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+            let tail = p.log_tail(10);
             bail!(
                 "cilium-agent on {} exited after the restart:\n{tail}",
                 p.spec.host
