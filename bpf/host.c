@@ -6,11 +6,13 @@
  *   local pod CIDR via cilium_host are delivered to the endpoint by
  *   redirect; with tunnel routing, packets to a prefix whose ipcache entry
  *   has a tunnel endpoint are encapsulated (VNI = the host identity) and
- *   redirected to the tunnel device; others continue to cilium_net.
+ *   sent towards the remote node; others continue to cilium_net.
  * cil_to_host (cilium_host and cilium_net tc ingress): pass to the stack,
  *   traced.
- * cil_from_netdev (native devices, tc ingress): packets for a local pod are
- *   redirected to it directly; everything else passes to the stack, counted.
+ * cil_from_netdev (native devices, tc ingress): VXLAN for a local pod is
+ *   decapsulated (identity from the VNI) and delivered; other packets for a
+ *   local pod are redirected to it directly; everything else passes to the
+ *   stack, counted.
  */
 #include "lib/common.h"
 #include "lib/events.h"
@@ -27,12 +29,12 @@ static __always_inline int host_to_overlay(struct __sk_buff *skb, __u32 daddr)
 		return TC_ACT_OK;
 	endpoint = info->tunnel_endpoint;
 	dst_label = info->sec_identity;
-	if (encap_and_redirect(skb, endpoint, IDENTITY_HOST) < 0)
-		return send_drop(skb, DROP_WRITE_ERROR, METRIC_EGRESS, 0,
-				 IDENTITY_HOST, __LINE__, FILE_HOST);
 	update_metrics(skb, 0, METRIC_EGRESS, 0, 0);
 	send_trace(skb, TRACE_TO_OVERLAY, 0, IDENTITY_HOST, dst_label, 0,
 		   TUNNEL_IFINDEX);
+	if (encap_and_redirect(skb, endpoint, IDENTITY_HOST) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, METRIC_EGRESS, 0,
+				 IDENTITY_HOST, __LINE__, FILE_HOST);
 	return TC_ACT_REDIRECT;
 }
 
@@ -85,21 +87,29 @@ int cil_to_host(struct __sk_buff *skb)
 SEC("classifier")
 int cil_from_netdev(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip4 = data + ETH_HLEN;
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct iphdr *ip4;
 	struct endpoint_info *dst;
 	__u32 src_identity, ifindex, dst_label;
 	__u16 dst_id;
+	int ret;
 
+	/* VXLAN from another node to a local pod (tunnel routing). */
+	ret = vxlan_decap_to_endpoint(skb);
+	if (ret >= 0)
+		return ret;
 	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	ip4 = data + ETH_HLEN;
 	if ((void *)(ip4 + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	/* A packet from another node for a local pod (native routing) goes
 	 * straight to the pod, skipping the stack's routing and the
-	 * cilium_host hop; everything else (tunnel traffic, the node's own)
-	 * continues to the stack. */
+	 * cilium_host hop; everything else (tunnel traffic for the host, the
+	 * node's own) continues to the stack. */
 	dst = lookup_endpoint4(ip4->daddr);
 	if (!dst || (dst->flags & ENDPOINT_F_HOST))
 		return TC_ACT_OK;

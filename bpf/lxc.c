@@ -11,7 +11,7 @@
  *     rewritten, TTL decremented, source identity in skb->mark);
  *   - with tunnel routing, IPv4 to a prefix whose ipcache entry has a
  *     tunnel endpoint is encapsulated (VNI = the pod's identity, TTL
- *     decremented) and redirected to the tunnel device;
+ *     decremented; lib/tunnel.h) and sent towards the remote node;
  *   - anything else goes to the kernel stack (FIB, native routing).
  */
 #include "lib/common.h"
@@ -97,15 +97,21 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb)
 			__u32 endpoint = info->tunnel_endpoint;
 
 			dst_label = info->sec_identity;
-			if (ipv4_dec_ttl(skb, ttl) < 0 ||
-			    encap_and_redirect(skb, endpoint, src_identity) < 0)
+			if (ipv4_dec_ttl(skb, ttl) < 0)
 				return send_drop(skb, DROP_WRITE_ERROR,
 						 METRIC_EGRESS, src_id,
 						 src_identity, __LINE__,
 						 FILE_LXC);
+			/* Traced and counted before the outer headers hide
+			 * the pod's packet. */
 			update_metrics(skb, 0, METRIC_EGRESS, 0, 0);
 			send_trace(skb, TRACE_TO_OVERLAY, src_id, src_identity,
 				   dst_label, 0, TUNNEL_IFINDEX);
+			if (encap_and_redirect(skb, endpoint, src_identity) < 0)
+				return send_drop(skb, DROP_WRITE_ERROR,
+						 METRIC_EGRESS, src_id,
+						 src_identity, __LINE__,
+						 FILE_LXC);
 			return TC_ACT_REDIRECT;
 		}
 	}

@@ -14,11 +14,6 @@
 #include "lib/events.h"
 #include "lib/eth.h"
 
-#ifndef PACKET_HOST
-#define PACKET_HOST		0
-#define PACKET_OTHERHOST	3
-#endif
-
 /* Deliver a decapsulated packet whose source identity is `src_identity`. */
 static __always_inline int overlay_deliver(struct __sk_buff *skb,
 					   __u32 src_identity)

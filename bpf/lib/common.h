@@ -18,6 +18,11 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+#ifndef PACKET_HOST
+#define PACKET_HOST		0
+#define PACKET_OTHERHOST	3
+#endif
+
 /* Per-node constants, patched at load time (EbpfLoader::override_global). */
 volatile const __u32 ROUTER_IP = 0;	/* network byte order */
 

@@ -274,6 +274,7 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
     let dp = datapath::Datapath::load(&datapath::DatapathConfig {
         bpf_dir: settings.bpf_root.clone(),
         router_ip,
+        node_ip,
         native_devices: vec![settings.native_device.clone()],
         cluster_id: cfg.cluster_id,
         tunnel,

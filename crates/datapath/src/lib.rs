@@ -14,9 +14,12 @@
 //!
 //! Tunnel routing ([`DatapathConfig::tunnel`]): the endpoint and host
 //! programs encapsulate packets to ipcache prefixes that have a tunnel
-//! endpoint (VNI = source security identity) and redirect them to the
-//! tunnel device, whose `cil_from_overlay` takes the source identity from
-//! the VNI and delivers to local endpoints.
+//! endpoint (VNI = source security identity). VXLAN is encapsulated in BPF
+//! and sent straight to the underlay device; `cil_from_netdev` decapsulates
+//! VXLAN for local endpoints. The tunnel device (external mode) takes the
+//! rest: GENEVE, packets the underlay cannot carry as they are, and
+//! traffic for the host, which its `cil_from_overlay` delivers with the
+//! source identity from the VNI.
 //!
 //! Layouts shared with C come from `bpf/include/` (one source of truth;
 //! size/offset assertions on the Rust side).
@@ -93,6 +96,10 @@ pub struct DatapathConfig {
     pub bpf_dir: PathBuf,
     /// The node's router IP (on `cilium_host`): the pods' gateway.
     pub router_ip: Ipv4Addr,
+    /// The node's own IP (its InternalIP, on a native device). With VXLAN
+    /// tunnel routing it is the outer source of the packets the programs
+    /// encapsulate and the outer destination they decapsulate.
+    pub node_ip: Ipv4Addr,
     /// Native devices (`eth1`).
     pub native_devices: Vec<String>,
     /// This node's cluster ID.
@@ -302,9 +309,31 @@ struct Globals {
     tunnel_enabled: u32,
     /// `TUNNEL_IFINDEX`.
     tunnel_ifindex: u32,
+    /// `TUNNEL_BPF_VXLAN`: the programs encapsulate VXLAN themselves.
+    tunnel_bpf_vxlan: u32,
+    /// `TUNNEL_LOCAL_IP` (network byte order).
+    tunnel_local_ip: u32,
+    /// `TUNNEL_PORT` (host byte order).
+    tunnel_port: u32,
 }
 
 impl Globals {
+    /// The constants for `cfg` (`tunnel_ifindex` used only in tunnel
+    /// mode).
+    fn new(cfg: &DatapathConfig, tunnel_ifindex: u32) -> Self {
+        let tunnel = cfg.tunnel;
+        Self {
+            router_ip: u32::from_ne_bytes(cfg.router_ip.octets()),
+            tunnel_enabled: u32::from(tunnel.is_some()),
+            tunnel_ifindex,
+            tunnel_bpf_vxlan: u32::from(
+                tunnel.is_some_and(|t| t.protocol == TunnelProtocol::Vxlan),
+            ),
+            tunnel_local_ip: u32::from_ne_bytes(cfg.node_ip.octets()),
+            tunnel_port: tunnel.map_or(0, |t| u32::from(t.port)),
+        }
+    }
+
     /// Load an object with its maps pinned (or reused) in `dir` and the
     /// globals patched. Only objects with tunnel code carry the tunnel
     /// globals; `ROUTER_IP` must exist in every object.
@@ -314,6 +343,9 @@ impl Globals {
             .override_global("ROUTER_IP", &self.router_ip, true)
             .override_global("TUNNEL_ENABLED", &self.tunnel_enabled, false)
             .override_global("TUNNEL_IFINDEX", &self.tunnel_ifindex, false)
+            .override_global("TUNNEL_BPF_VXLAN", &self.tunnel_bpf_vxlan, false)
+            .override_global("TUNNEL_LOCAL_IP", &self.tunnel_local_ip, false)
+            .override_global("TUNNEL_PORT", &self.tunnel_port, false)
             .load(obj)
             .map_err(|e| bpf_err(format!("loading {what}"), e))
     }
@@ -389,11 +421,7 @@ impl Datapath {
         }
         std::fs::create_dir_all(dir.join("links"))
             .map_err(|e| Error::Other(format!("creating {}: {e}", dir.display())))?;
-        let globals = Globals {
-            router_ip: u32::from_ne_bytes(cfg.router_ip.octets()),
-            tunnel_enabled: u32::from(cfg.tunnel.is_some()),
-            tunnel_ifindex,
-        };
+        let globals = Globals::new(cfg, tunnel_ifindex);
         // lxc first: it creates (or reuses) the pinned maps; the others
         // reuse them.
         let mut lxc_obj = globals.load(LXC_OBJ, "lxc.o", dir)?;

@@ -54,6 +54,7 @@ fn config(dir: &BpfDir) -> DatapathConfig {
     DatapathConfig {
         bpf_dir: dir.0.clone(),
         router_ip: ROUTER,
+        node_ip: LOCAL_NODE,
         native_devices: vec![],
         cluster_id: 0,
         tunnel: None,
@@ -143,11 +144,15 @@ fn run_prog(obj: &Ebpf, name: &str, pkt: &[u8], cb: [u32; 5]) -> Run {
 /// The test wrappers of `bpf/tests/tunnel_test.c`, loaded against `dp`'s
 /// pinned maps with the same globals as `dp` (tunnel on, [`TUNNEL_IFINDEX`]).
 fn tunnel_test_obj(dp: &Datapath) -> Ebpf {
-    let globals = Globals {
-        router_ip: u32::from_ne_bytes(ROUTER.octets()),
-        tunnel_enabled: 1,
-        tunnel_ifindex: TUNNEL_IFINDEX,
+    let cfg = DatapathConfig {
+        bpf_dir: dp.bpf_dir().to_path_buf(),
+        router_ip: ROUTER,
+        node_ip: LOCAL_NODE,
+        native_devices: vec![],
+        cluster_id: 0,
+        tunnel: Some(VXLAN),
     };
+    let globals = Globals::new(&cfg, TUNNEL_IFINDEX);
     let mut obj = globals
         .load(TUNNEL_TEST_OBJ, "tests_tunnel_test.o", dp.bpf_dir())
         .unwrap();
@@ -198,6 +203,23 @@ fn ipv4_packet(dmac: [u8; 6], smac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> Ve
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     p.extend_from_slice(&ip);
     p.extend_from_slice(&[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
+    p
+}
+
+/// [`ipv4_packet`] padded to an IPv4 total length of `ip_len`.
+fn sized_ipv4_packet(
+    dmac: [u8; 6],
+    smac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ip_len: u16,
+) -> Vec<u8> {
+    let mut p = ipv4_packet(dmac, smac, src, dst);
+    p.resize(14 + usize::from(ip_len), 0);
+    p[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    p[24..26].copy_from_slice(&[0, 0]);
+    let c = csum(&p[14..34]);
+    p[24..26].copy_from_slice(&c.to_be_bytes());
     p
 }
 
@@ -367,6 +389,8 @@ const VXLAN: TunnelConfig = TunnelConfig {
 const REMOTE_POD: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 5);
 const REMOTE_NODE: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 101);
 const REMOTE_ID: u32 = 70001;
+/// This node's IP (the tunnel source).
+const LOCAL_NODE: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 100);
 
 /// ipcache as the agent fills it in tunnel mode: the remote pod CIDR
 /// (world, tunnel endpoint) and the remote pod (its identity, same
@@ -404,54 +428,219 @@ fn next_trace(dp: &mut Datapath) -> TraceNotification {
     }
 }
 
+/// This node's MAC on the test underlay, and the remote node's.
+const UNDERLAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x64];
+const REMOTE_NODE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x65];
+/// Tunnel endpoints: behind a gateway without a neighbour entry, and
+/// unroutable.
+const NO_NEIGH_NODE: Ipv4Addr = Ipv4Addr::new(192, 168, 20, 5);
+const UNROUTABLE_NODE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+
+/// Run `f` on a thread in a new network namespace (BPF_PROG_TEST_RUN and
+/// bpf_fib_lookup use the caller's) with an underlay: veth `und0`
+/// (LOCAL_NODE/24, UNDERLAY_MAC, MTU 1500), REMOTE_NODE as a permanent
+/// neighbour, 192.168.20.0/24 via a gateway with no neighbour entry, and
+/// forwarding on. The namespace goes away with the thread.
+fn in_underlay_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("unshare(CLONE_NEWNET)");
+            let mac = |m: [u8; 6]| {
+                m.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            };
+            let local = format!("{LOCAL_NODE}/24");
+            let (umac, rmac) = (mac(UNDERLAY_MAC), mac(REMOTE_NODE_MAC));
+            let remote = REMOTE_NODE.to_string();
+            for cmd in [
+                vec!["ip", "link", "set", "lo", "up"],
+                vec![
+                    "ip", "link", "add", "und0", "address", &umac, "type", "veth", "peer", "name",
+                    "und1",
+                ],
+                vec!["ip", "link", "set", "und1", "up"],
+                vec!["ip", "addr", "add", &local, "dev", "und0"],
+                vec!["ip", "link", "set", "und0", "up"],
+                vec![
+                    "ip",
+                    "neigh",
+                    "add",
+                    &remote,
+                    "lladdr",
+                    &rmac,
+                    "dev",
+                    "und0",
+                    "nud",
+                    "permanent",
+                ],
+                vec![
+                    "ip",
+                    "route",
+                    "add",
+                    "192.168.20.0/24",
+                    "via",
+                    "192.168.10.102",
+                    "dev",
+                    "und0",
+                ],
+                vec!["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+            ] {
+                let st = std::process::Command::new(cmd[0])
+                    .args(&cmd[1..])
+                    .status()
+                    .unwrap();
+                assert!(st.success(), "{cmd:?}");
+            }
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// Tunnel endpoints besides REMOTE_NODE: 10.0.3.0/24 behind
+/// NO_NEIGH_NODE, 10.0.4.0/24 behind UNROUTABLE_NODE.
+fn more_remote_nodes(dp: &Datapath) {
+    for (cidr, node) in [
+        ("10.0.3.0/24", NO_NEIGH_NODE),
+        ("10.0.4.0/24", UNROUTABLE_NODE),
+    ] {
+        let e = IpcacheEntry {
+            sec_identity: 2,
+            tunnel_endpoint: Some(node),
+            encrypt_key: 0,
+        };
+        dp.ipcache_upsert(cidr.parse().unwrap(), &e).unwrap();
+    }
+}
+
+/// Check a VXLAN frame built by the programs around `inner` (the frame
+/// as it must come out of the tunnel): outer MACs, IPv4 from LOCAL_NODE
+/// to `dst` (TTL 64, valid checksum), UDP to 8472 with a zero checksum,
+/// VNI `vni`.
+fn assert_vxlan(frame: &[u8], dmac: [u8; 6], dst: Ipv4Addr, vni: u32, inner: &[u8]) {
+    assert_eq!(frame.len(), inner.len() + 50, "50 bytes of headers");
+    assert_eq!(&frame[0..6], &dmac, "outer eth dst");
+    assert_eq!(&frame[6..12], &UNDERLAY_MAC, "outer eth src");
+    assert_eq!(&frame[12..14], &[0x08, 0x00]);
+    let ip = &frame[14..34];
+    assert_eq!(ip[0], 0x45);
+    assert_eq!(
+        usize::from(u16::from_be_bytes([ip[2], ip[3]])),
+        frame.len() - 14
+    );
+    assert_eq!((ip[8], ip[9]), (64, 17), "TTL 64, UDP");
+    assert_eq!(&ip[12..16], &LOCAL_NODE.octets());
+    assert_eq!(&ip[16..20], &dst.octets());
+    assert_eq!(csum(ip), 0, "outer IPv4 checksum");
+    let udp = &frame[34..42];
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    assert!((32768..61000).contains(&sport), "source port {sport}");
+    assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 8472);
+    assert_eq!(
+        usize::from(u16::from_be_bytes([udp[4], udp[5]])),
+        frame.len() - 34
+    );
+    assert_eq!(&udp[6..8], &[0, 0], "zero UDP checksum");
+    assert_eq!(&frame[42..46], &[0x08, 0, 0, 0], "VXLAN I flag");
+    assert_eq!(
+        u32::from_be_bytes(frame[46..50].try_into().unwrap()),
+        vni << 8
+    );
+    assert_eq!(&frame[50..], inner, "the inner frame");
+}
+
+/// `pkt` as it leaves the tunnel: TTL decremented, checksum fixed.
+fn ttl_decremented(pkt: &[u8]) -> Vec<u8> {
+    let mut p = pkt.to_vec();
+    p[14 + 8] -= 1;
+    p[24..26].copy_from_slice(&[0, 0]);
+    let c = csum(&p[14..34]);
+    p[24..26].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
 #[test]
 fn pod_to_remote_pod_is_encapsulated_with_its_identity_as_vni() {
-    let (mut dp, _dir) = setup_with(Some(VXLAN));
-    remote_node_entries(&dp);
-    let pkt = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD);
-    let r = run(&dp, Program::FromContainer, &pkt);
-    assert_eq!(r.verdict, TC_ACT_REDIRECT);
-    assert_eq!(&r.data[..12], &pkt[..12], "inner MACs untouched");
-    assert_eq!(r.data[14 + 8], 63, "TTL decremented");
-    assert_eq!(csum(&r.data[14..34]), 0, "IPv4 checksum still valid");
-    assert_eq!(&r.data[34..], &pkt[34..]);
-    let t = next_trace(&mut dp);
-    assert_eq!(t.obs_point, c::TRACE_TO_OVERLAY);
-    assert_eq!((t.source, t.src_label, t.dst_label), (100, 1000, REMOTE_ID));
-    assert_eq!(t.ifindex, TUNNEL_IFINDEX, "redirected to the tunnel device");
-    assert!(metric(&dp, 0, 2) >= 1);
+    in_underlay_netns(|| {
+        let (mut dp, _dir) = setup_with(Some(VXLAN));
+        remote_node_entries(&dp);
+        more_remote_nodes(&dp);
+        let pkt = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD);
+        let r = run(&dp, Program::FromContainer, &pkt);
+        assert_eq!(r.verdict, TC_ACT_REDIRECT);
+        // VNI = the pod's identity; the inner frame keeps its MACs.
+        assert_vxlan(
+            &r.data,
+            REMOTE_NODE_MAC,
+            REMOTE_NODE,
+            1000,
+            &ttl_decremented(&pkt),
+        );
+        let t = next_trace(&mut dp);
+        assert_eq!(t.obs_point, c::TRACE_TO_OVERLAY);
+        assert_eq!((t.source, t.src_label, t.dst_label), (100, 1000, REMOTE_ID));
+        assert_eq!(&t.data[..12], &pkt[..12], "traced before encapsulation");
+        assert!(metric(&dp, 0, 2) >= 1);
+        // The pod CIDR entry (no /32) is enough: VNI is still the source.
+        let other = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, Ipv4Addr::new(10, 0, 1, 77));
+        let r = run(&dp, Program::FromContainer, &other);
+        assert_vxlan(
+            &r.data,
+            REMOTE_NODE_MAC,
+            REMOTE_NODE,
+            1000,
+            &ttl_decremented(&other),
+        );
+        // A next hop without a neighbour entry: encapsulated all the same
+        // (bpf_redirect_neigh resolves it).
+        let pkt3 = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, Ipv4Addr::new(10, 0, 3, 9));
+        let r = run(&dp, Program::FromContainer, &pkt3);
+        assert_eq!(r.verdict, TC_ACT_REDIRECT);
+        assert_eq!(&r.data[30..34], &NO_NEIGH_NODE.octets());
+        assert_eq!(&r.data[50..], &ttl_decremented(&pkt3)[..]);
 
-    // The tunnel key: VNI = the pod's identity, remote = the node, TTL 64.
-    let obj = tunnel_test_obj(&dp);
-    let k = run_prog(&obj, "test_from_container_key", &pkt, [0; 5]);
-    assert_eq!(k.verdict, TC_ACT_REDIRECT);
-    assert_eq!(k.cb[3], 1, "a tunnel key is attached");
-    assert_eq!(k.cb[0], 1000, "VNI = source identity");
-    assert_eq!(Ipv4Addr::from(k.cb[1]), REMOTE_NODE);
-    assert_eq!(k.cb[2], 64, "outer TTL");
-    // The pod CIDR entry (no /32) is enough: VNI is still the source.
-    let other = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, Ipv4Addr::new(10, 0, 1, 77));
-    let k = run_prog(&obj, "test_from_container_key", &other, [0; 5]);
-    assert_eq!((k.verdict, k.cb[0], k.cb[3]), (TC_ACT_REDIRECT, 1000, 1));
+        let obj = tunnel_test_obj(&dp);
+        // An endpoint the FIB cannot reach, or a packet that would not
+        // fit the underlay once encapsulated: the tunnel device with a key
+        // (VNI = source identity, remote = the node, TTL 64), frame as is.
+        let big = sized_ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD, 1460);
+        let pkt4 = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, Ipv4Addr::new(10, 0, 4, 9));
+        for (p, node) in [(&pkt4, UNROUTABLE_NODE), (&big, REMOTE_NODE)] {
+            let k = run_prog(&obj, "test_from_container_key", p, [0; 5]);
+            assert_eq!(k.verdict, TC_ACT_REDIRECT);
+            assert_eq!((k.cb[3], k.cb[0], k.cb[2]), (1, 1000, 64), "a tunnel key");
+            assert_eq!(Ipv4Addr::from(k.cb[1]), node);
+            assert_eq!(k.data, ttl_decremented(p));
+        }
+        // One byte less fits: encapsulated here.
+        let fits = sized_ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD, 1450);
+        let k = run_prog(&obj, "test_from_container_key", &fits, [0; 5]);
+        assert_eq!((k.verdict, k.cb[3]), (TC_ACT_REDIRECT, 0));
+        assert_eq!(k.data.len(), fits.len() + 50);
 
-    // No tunnel endpoint, or no ipcache entry: the stack, no key.
-    for dst in [Ipv4Addr::new(10, 0, 2, 5), Ipv4Addr::new(192, 168, 10, 101)] {
-        let p = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, dst);
-        let k = run_prog(&obj, "test_from_container_key", &p, [0; 5]);
-        assert_eq!((k.verdict, k.cb[3]), (TC_ACT_OK, 0), "{dst}");
-        assert_eq!(k.data, p);
-    }
-    // Local delivery is unchanged in tunnel mode.
-    let local = run(
-        &dp,
-        Program::FromContainer,
-        &ipv4_packet(NODE_MAC_A, MAC_A, IP_A, IP_B),
-    );
-    assert_eq!(
-        (local.verdict, local.mark),
-        (TC_ACT_REDIRECT, identity_mark(1000))
-    );
-    assert_eq!(&local.data[0..6], &MAC_B);
+        // No tunnel endpoint, or no ipcache entry: the stack, no key.
+        for dst in [Ipv4Addr::new(10, 0, 2, 5), Ipv4Addr::new(192, 168, 10, 101)] {
+            let p = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, dst);
+            let k = run_prog(&obj, "test_from_container_key", &p, [0; 5]);
+            assert_eq!((k.verdict, k.cb[3]), (TC_ACT_OK, 0), "{dst}");
+            assert_eq!(k.data, p);
+        }
+        // Local delivery is unchanged in tunnel mode.
+        let local = run(
+            &dp,
+            Program::FromContainer,
+            &ipv4_packet(NODE_MAC_A, MAC_A, IP_A, IP_B),
+        );
+        assert_eq!(
+            (local.verdict, local.mark),
+            (TC_ACT_REDIRECT, identity_mark(1000))
+        );
+        assert_eq!(&local.data[0..6], &MAC_B);
+    });
 }
 
 #[test]
@@ -472,35 +661,111 @@ fn native_mode_ignores_tunnel_endpoints() {
 
 #[test]
 fn host_to_remote_pod_is_encapsulated_with_the_host_identity() {
+    in_underlay_netns(|| {
+        let (mut dp, _dir) = setup_with(Some(VXLAN));
+        remote_node_entries(&dp);
+        let pkt = ipv4_packet([0; 6], [0; 6], ROUTER, REMOTE_POD);
+        let r = run(&dp, Program::FromHost, &pkt);
+        assert_eq!(r.verdict, TC_ACT_REDIRECT);
+        // VNI = the host identity; no TTL change on the host path.
+        assert_vxlan(&r.data, REMOTE_NODE_MAC, REMOTE_NODE, 1, &pkt);
+        let t = next_trace(&mut dp);
+        assert_eq!(t.obs_point, c::TRACE_TO_OVERLAY);
+        assert_eq!((t.source, t.src_label, t.dst_label), (0, 1, REMOTE_ID));
+        assert_eq!(t.ifindex, TUNNEL_IFINDEX);
+        // Local endpoints still get the redirect into the pod.
+        let local = run(
+            &dp,
+            Program::FromHost,
+            &ipv4_packet([0; 6], [0; 6], ROUTER, IP_B),
+        );
+        assert_eq!(
+            (local.verdict, local.mark),
+            (TC_ACT_REDIRECT, identity_mark(1))
+        );
+    });
+}
+
+/// A VXLAN frame from REMOTE_NODE to `dst`:`port` (outer destination MAC
+/// zero: the test device's, so the packet is for this host) around
+/// `inner`, VNI `vni`.
+fn vxlan_frame(dst: Ipv4Addr, port: u16, vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = 20 + 8 + 8 + inner.len();
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&(total as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 7, 0, 0, 64, 17, 0, 0]);
+    ip.extend_from_slice(&REMOTE_NODE.octets());
+    ip.extend_from_slice(&dst.octets());
+    let c = csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&port.to_be_bytes());
+    f.extend_from_slice(&((total - 20) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x08, 0, 0, 0]);
+    f.extend_from_slice(&(vni << 8).to_be_bytes());
+    f.extend_from_slice(inner);
+    f
+}
+
+#[test]
+fn vxlan_to_a_local_pod_is_decapsulated_on_the_native_device() {
     let (mut dp, _dir) = setup_with(Some(VXLAN));
     remote_node_entries(&dp);
-    let pkt = ipv4_packet([0; 6], [0; 6], ROUTER, REMOTE_POD);
-    let r = run(&dp, Program::FromHost, &pkt);
-    assert_eq!(r.verdict, TC_ACT_REDIRECT);
-    assert_eq!(r.data, pkt, "no rewrite on the host path");
-    let t = next_trace(&mut dp);
-    assert_eq!(t.obs_point, c::TRACE_TO_OVERLAY);
-    assert_eq!((t.source, t.src_label, t.dst_label), (0, 1, REMOTE_ID));
-    assert_eq!(t.ifindex, TUNNEL_IFINDEX);
-    let obj = tunnel_test_obj(&dp);
-    let k = run_prog(&obj, "test_from_host_key", &pkt, [0; 5]);
-    assert_eq!(k.verdict, TC_ACT_REDIRECT);
-    assert_eq!(
-        (k.cb[3], k.cb[0], k.cb[2]),
-        (1, 1, 64),
-        "VNI = host identity"
+    // The inner frame as the remote node sent it (its veth MACs).
+    let inner = ipv4_packet(
+        [0x02, 9, 9, 9, 9, 9],
+        [0x02, 8, 8, 8, 8, 8],
+        REMOTE_POD,
+        IP_B,
     );
-    assert_eq!(Ipv4Addr::from(k.cb[1]), REMOTE_NODE);
-    // Local endpoints still get the redirect into the pod.
-    let local = run(
+    let vni = 4242; // deliberately not the ipcache identity of the source
+    let r = run(
         &dp,
-        Program::FromHost,
-        &ipv4_packet([0; 6], [0; 6], ROUTER, IP_B),
+        Program::FromNetdev,
+        &vxlan_frame(LOCAL_NODE, 8472, vni, &inner),
     );
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    assert_eq!(r.data.len(), inner.len(), "outer headers removed");
+    assert_eq!(&r.data[0..6], &MAC_B);
+    assert_eq!(&r.data[6..12], &NODE_MAC_B);
+    assert_eq!(&r.data[12..], &ttl_decremented(&inner)[12..]);
+    assert_eq!(r.mark, identity_mark(vni), "identity from the VNI");
+    let t = next_trace(&mut dp);
+    assert_eq!(t.obs_point, c::TRACE_FROM_OVERLAY);
     assert_eq!(
-        (local.verdict, local.mark),
-        (TC_ACT_REDIRECT, identity_mark(1))
+        (t.src_label, t.dst_label, t.dst_id, t.ifindex),
+        (vni, 70000, 200, 99)
     );
+
+    // Left to the stack (and the tunnel device), untouched: another UDP
+    // port, another outer destination, an inner destination that is not
+    // a local pod (the router IP), a frame for another host.
+    let to_router = ipv4_packet(
+        [0x02, 9, 9, 9, 9, 9],
+        [0x02, 8, 8, 8, 8, 8],
+        REMOTE_POD,
+        ROUTER,
+    );
+    let mut other_host = vxlan_frame(LOCAL_NODE, 8472, vni, &inner);
+    other_host[0..6].copy_from_slice(&[0x02, 1, 2, 3, 4, 5]);
+    for f in [
+        vxlan_frame(LOCAL_NODE, 4789, vni, &inner),
+        vxlan_frame(REMOTE_NODE, 8472, vni, &inner),
+        vxlan_frame(LOCAL_NODE, 8472, vni, &to_router),
+        other_host,
+    ] {
+        let r = run(&dp, Program::FromNetdev, &f);
+        assert_eq!((r.verdict, r.mark), (TC_ACT_OK, 0));
+        assert_eq!(r.data, f);
+    }
+    // Native mode: no decapsulation at all.
+    let (native, _dir2) = setup();
+    let f = vxlan_frame(LOCAL_NODE, 8472, vni, &inner);
+    let r = run(&native, Program::FromNetdev, &f);
+    assert_eq!((r.verdict, r.data), (TC_ACT_OK, f));
 }
 
 #[test]
@@ -557,6 +822,7 @@ fn bare_bpffs_root_is_refused() {
     let cfg = DatapathConfig {
         bpf_dir: PathBuf::from("/sys/fs/bpf"),
         router_ip: ROUTER,
+        node_ip: LOCAL_NODE,
         native_devices: vec![],
         cluster_id: 0,
         tunnel: None,

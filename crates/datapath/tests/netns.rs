@@ -40,6 +40,7 @@ fn pods_on_one_node_talk_through_the_datapath() {
     let cfg = DatapathConfig {
         bpf_dir: dir.0.clone(),
         router_ip: ROUTER,
+        node_ip: Ipv4Addr::new(192, 168, 10, 100),
         native_devices: vec![],
         cluster_id: 0,
         tunnel: None,
