@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: cross-node pod-to-pod TCP throughput (iperf3, one stream) in
-# tunnel mode (our eBPF encapsulation into cilium_vxlan, VNI = identity)
+# tunnel mode (VXLAN encapsulated and decapsulated by our eBPF programs,
+# VNI = identity)
 # vs a plain kernel VXLAN setup without eBPF in the same run (the
 # baseline of lib.sh with a vxlan device per node routing the other pod
 # CIDR, MTU 1450 on pod routes as in tunnel mode). Goal: >= 0.95x.

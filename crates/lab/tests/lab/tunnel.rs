@@ -133,6 +133,23 @@ fn vxlan_reaches_every_node_with_the_identity_in_the_vni() {
         "no VNI {web_id}:\n{dump}"
     );
 
+    // Bulk TCP across the router: large (GSO) packets survive the BPF
+    // encapsulation, the routed underlay and the BPF decapsulation.
+    lab.ok(&["exec", &w0_pod, "--", "iperf3", "-s", "-D", "-1"]);
+    eventually("iperf3 server", Duration::from_secs(10), || {
+        let out = lab.run(&["exec", &w0_pod, "--", "sh", "-c", "ss -ltn | grep -q :5201"]);
+        out.status.success().then_some(())
+    });
+    let res: Value = serde_json::from_str(&lab.ok(&[
+        "exec", "curl-pod", "--", "iperf3", "-c", &w0, "-t", "1", "-J",
+    ]))
+    .unwrap();
+    let received = res
+        .pointer("/end/sum_received/bytes")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    assert!(received > 10 << 20, "iperf3 to k8s-w0: {received} bytes");
+
     // Inspection.
     let status = lab.dbg("k8s-ctr", &["status"]);
     assert!(status.contains("Network: Tunnel [vxlan]"), "{status}");
