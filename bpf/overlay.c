@@ -13,6 +13,7 @@
 #include "lib/common.h"
 #include "lib/events.h"
 #include "lib/eth.h"
+#include "lib/tunnel.h"
 
 /* Deliver a decapsulated packet whose source identity is `src_identity`. */
 static __always_inline int overlay_deliver(struct __sk_buff *skb,
@@ -28,22 +29,9 @@ static __always_inline int overlay_deliver(struct __sk_buff *skb,
 	if ((void *)(ip4 + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		goto to_stack;
 	ttl = ip4->ttl;
-	dst = lookup_endpoint4(ip4->daddr);
-	if (dst && !(dst->flags & ENDPOINT_F_HOST) && ttl > 1) {
-		__u32 ifindex = dst->ifindex;
-		__u16 dst_id = dst->lxc_id;
-		__u32 dst_label = dst->sec_id;
-
-		if (ipv4_dec_ttl(skb, ttl) < 0 ||
-		    redirect_to_endpoint(skb, dst, src_identity) < 0)
-			return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS,
-					 0, src_identity, __LINE__,
-					 FILE_OVERLAY);
-		update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
-		send_trace(skb, TRACE_FROM_OVERLAY, 0, src_identity, dst_label,
-			   dst_id, ifindex);
-		return TC_ACT_REDIRECT;
-	}
+	dst = overlay_endpoint(ip4->daddr, ttl);
+	if (dst)
+		return overlay_to_endpoint(skb, dst, ttl, src_identity);
 
 to_stack:
 	if (skb->pkt_type == PACKET_OTHERHOST)

@@ -214,6 +214,44 @@ static __always_inline int encap_and_redirect(struct __sk_buff *skb,
 }
 
 /*
+ * The local endpoint a decapsulated IPv4 packet to `daddr` with TTL `ttl`
+ * is delivered to, or NULL: the host's own, none, or the TTL exhausted
+ * (the stack takes those).
+ */
+static __always_inline struct endpoint_info *overlay_endpoint(__u32 daddr,
+							       __u8 ttl)
+{
+	struct endpoint_info *dst = lookup_endpoint4(daddr);
+
+	if (!dst || (dst->flags & ENDPOINT_F_HOST) || ttl <= 1)
+		return NULL;
+	return dst;
+}
+
+/*
+ * Deliver a decapsulated IPv4 packet (at ETH_HLEN, TTL `ttl`) to `dst`
+ * (from overlay_endpoint) with the source identity from the VNI: TTL
+ * decremented, MACs rewritten, identity in the mark; counted and traced.
+ */
+static __always_inline int overlay_to_endpoint(struct __sk_buff *skb,
+					       const struct endpoint_info *dst,
+					       __u8 ttl, __u32 src_identity)
+{
+	__u32 ifindex = dst->ifindex;
+	__u16 dst_id = dst->lxc_id;
+	__u32 dst_label = dst->sec_id;
+
+	if (ipv4_dec_ttl(skb, ttl) < 0 ||
+	    redirect_to_endpoint(skb, dst, src_identity) < 0)
+		return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS, 0,
+				 src_identity, __LINE__, FILE_OVERLAY);
+	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
+	send_trace(skb, TRACE_FROM_OVERLAY, 0, src_identity, dst_label, dst_id,
+		   ifindex);
+	return TC_ACT_REDIRECT;
+}
+
+/*
  * A VXLAN packet (outer headers at ETH_HLEN) for a local endpoint:
  * decapsulate it and deliver it with the source identity from the VNI.
  * Returns TC_ACT_REDIRECT, TC_ACT_SHOT if the packet was changed but
@@ -227,8 +265,7 @@ static __always_inline int vxlan_decap_to_endpoint(struct __sk_buff *skb)
 	struct vxlan_encap *h = data + ETH_HLEN;
 	struct iphdr *inner = (void *)(h + 1);
 	struct endpoint_info *dst;
-	__u32 src_identity, ifindex, dst_label;
-	__u16 dst_id;
+	__u32 src_identity;
 	__u8 ttl;
 
 	if (!TUNNEL_BPF_VXLAN || (void *)(inner + 1) > data_end ||
@@ -242,28 +279,17 @@ static __always_inline int vxlan_decap_to_endpoint(struct __sk_buff *skb)
 	    h->inner.h_proto != bpf_htons(ETH_P_IP) || inner->ihl < 5)
 		return -1;
 	ttl = inner->ttl;
-	dst = lookup_endpoint4(inner->daddr);
-	if (!dst || (dst->flags & ENDPOINT_F_HOST) || ttl <= 1)
+	dst = overlay_endpoint(inner->daddr, ttl);
+	if (!dst)
 		return -1;
 	src_identity = bpf_ntohl(h->vxlan.vni) >> 8;
-	ifindex = dst->ifindex;
-	dst_id = dst->lxc_id;
-	dst_label = dst->sec_id;
-
 	if (bpf_skb_adjust_room(skb, -VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_FIXED_GSO |
 				BPF_F_ADJ_ROOM_DECAP_L4_UDP) < 0 &&
 	    bpf_skb_adjust_room(skb, -VXLAN_ENCAP_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return -1;
-	if (ipv4_dec_ttl(skb, ttl) < 0 ||
-	    redirect_to_endpoint(skb, dst, src_identity) < 0)
-		return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS, 0,
-				 src_identity, __LINE__, FILE_OVERLAY);
-	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
-	send_trace(skb, TRACE_FROM_OVERLAY, 0, src_identity, dst_label, dst_id,
-		   ifindex);
-	return TC_ACT_REDIRECT;
+	return overlay_to_endpoint(skb, dst, ttl, src_identity);
 }
 
 #endif /* CILIUM_LIB_TUNNEL_H */
