@@ -74,8 +74,8 @@ async fn connect_in(netns: &Path) -> Result<Handle> {
     Ok(handle)
 }
 
-/// Index and MAC of a link by name, `None` if absent.
-async fn link_by_name(h: &Handle, name: &str) -> Result<Option<(u32, [u8; 6])>> {
+/// A link's netlink message by name, `None` if absent.
+async fn link_message_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
     match h
         .link()
         .get()
@@ -84,11 +84,17 @@ async fn link_by_name(h: &Handle, name: &str) -> Result<Option<(u32, [u8; 6])>> 
         .try_next()
         .await
     {
-        Ok(Some(msg)) => Ok(Some((msg.header.index, link_mac(&msg)))),
-        Ok(None) => Ok(None),
+        Ok(m) => Ok(m),
         Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
         Err(e) => Err(nl(format!("get link {name}"), e)),
     }
+}
+
+/// Index and MAC of a link by name, `None` if absent.
+async fn link_by_name(h: &Handle, name: &str) -> Result<Option<(u32, [u8; 6])>> {
+    Ok(link_message_by_name(h, name)
+        .await?
+        .map(|msg| (msg.header.index, link_mac(&msg))))
 }
 
 fn link_mac(msg: &LinkMessage) -> [u8; 6] {
@@ -361,19 +367,7 @@ pub async fn setup_tunnel_device(protocol: TunnelProtocol, port: u16) -> Result<
     if let Some((idx, _)) = link_by_name(&h, other).await? {
         del_index(&h, idx, other).await?;
     }
-    let existing = match h
-        .link()
-        .get()
-        .match_name(name.to_string())
-        .execute()
-        .try_next()
-        .await
-    {
-        Ok(m) => m,
-        Err(e) if errno(&e) == Some(ENODEV) => None,
-        Err(e) => return Err(nl(format!("get link {name}"), e)),
-    };
-    let idx = match existing {
+    let idx = match link_message_by_name(&h, name).await? {
         Some(m) if tunnel_link_matches(&m, protocol, port) => m.header.index,
         stale => {
             if let Some(m) = stale {
