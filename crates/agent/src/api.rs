@@ -21,11 +21,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use datapath::net::format_mac;
 use tokio::sync::watch;
 
 use crate::cni::{Endpoints, Plumbing, codes};
 use crate::config::AgentConfig;
-use crate::endpoint::format_mac;
 use crate::ipcache::IpcacheTable;
 use crate::metrics::{MetricsSnapshot, direction_name, reason_name};
 use crate::status::{self, StatusInputs};

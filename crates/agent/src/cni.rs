@@ -18,10 +18,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use agentclient::{ApiError, CniAddRequest, CniAddResponse, CniCheckRequest, CniDelRequest};
+use datapath::net::format_mac;
 use ipnet::Ipv4Net;
 use tokio::sync::{Mutex, watch};
 
-use crate::endpoint::{EndpointState, format_mac, host_ifname, ipam_owner, next_endpoint_id};
+use crate::endpoint::{EndpointState, host_ifname, ipam_owner, next_endpoint_id};
 use crate::routes::endpoint_route;
 use crate::state::{IpamState, StateDir};
 

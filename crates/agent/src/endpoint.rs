@@ -182,14 +182,6 @@ pub fn next_endpoint_id(used: &BTreeSet<u16>) -> Option<u16> {
     (MIN_ENDPOINT_ID..=MAX_ENDPOINT_ID).find(|id| !used.contains(id))
 }
 
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -245,7 +237,6 @@ pub(crate) mod tests {
         let m = ep.model();
         assert_eq!(m.pod, "default/pod-c1");
         assert_eq!(m.state, "ready");
-        assert_eq!(format_mac(&[2, 0, 0xab, 0, 0, 1]), "02:00:ab:00:00:01");
     }
 
     #[test]

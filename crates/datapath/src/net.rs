@@ -97,6 +97,14 @@ async fn link_by_name(h: &Handle, name: &str) -> Result<Option<(u32, [u8; 6])>> 
         .map(|msg| (msg.header.index, link_mac(&msg))))
 }
 
+/// `aa:bb:cc:dd:ee:ff`, as `ip link` prints a MAC.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 fn link_mac(msg: &LinkMessage) -> [u8; 6] {
     msg.attributes
         .iter()

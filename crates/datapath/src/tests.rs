@@ -446,14 +446,11 @@ fn in_underlay_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         s.spawn(|| {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                 .expect("unshare(CLONE_NEWNET)");
-            let mac = |m: [u8; 6]| {
-                m.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            };
             let local = format!("{LOCAL_NODE}/24");
-            let (umac, rmac) = (mac(UNDERLAY_MAC), mac(REMOTE_NODE_MAC));
+            let (umac, rmac) = (
+                net::format_mac(&UNDERLAY_MAC),
+                net::format_mac(&REMOTE_NODE_MAC),
+            );
             let remote = REMOTE_NODE.to_string();
             for cmd in [
                 vec!["ip", "link", "set", "lo", "up"],
@@ -815,6 +812,11 @@ fn overlay_ingress_delivers_with_the_identity_from_the_vni() {
     // Without tunnel metadata the real program drops (no tunnel key).
     assert_eq!(run(&dp, Program::FromOverlay, &pkt).verdict, TC_ACT_SHOT);
     assert_eq!(metric(&dp, c::DROP_NO_TUNNEL_KEY, 1), 1);
+}
+
+#[test]
+fn macs_print_like_ip_link() {
+    assert_eq!(net::format_mac(&[2, 0, 0xab, 0, 0, 1]), "02:00:ab:00:00:01");
 }
 
 #[test]
