@@ -50,9 +50,9 @@ impl Drop for BpfDir {
     }
 }
 
-fn config(dir: &BpfDir) -> DatapathConfig {
+fn config(dir: &Path) -> DatapathConfig {
     DatapathConfig {
-        bpf_dir: dir.0.clone(),
+        bpf_dir: dir.to_path_buf(),
         router_ip: ROUTER,
         node_ip: LOCAL_NODE,
         native_devices: vec![],
@@ -72,7 +72,7 @@ fn setup_with(tunnel: Option<TunnelConfig>) -> (Datapath, BpfDir) {
     let dir = BpfDir::new();
     let cfg = DatapathConfig {
         tunnel,
-        ..config(&dir)
+        ..config(&dir.0)
     };
     let dp = Datapath::open_with(&cfg, TUNNEL_IFINDEX).expect("load datapath");
     let a = EndpointInfo {
@@ -145,12 +145,8 @@ fn run_prog(obj: &Ebpf, name: &str, pkt: &[u8], cb: [u32; 5]) -> Run {
 /// pinned maps with the same globals as `dp` (tunnel on, [`TUNNEL_IFINDEX`]).
 fn tunnel_test_obj(dp: &Datapath) -> Ebpf {
     let cfg = DatapathConfig {
-        bpf_dir: dp.bpf_dir().to_path_buf(),
-        router_ip: ROUTER,
-        node_ip: LOCAL_NODE,
-        native_devices: vec![],
-        cluster_id: 0,
         tunnel: Some(VXLAN),
+        ..config(dp.bpf_dir())
     };
     let globals = Globals::new(&cfg, TUNNEL_IFINDEX);
     let mut obj = globals
@@ -206,6 +202,13 @@ fn ipv4_packet(dmac: [u8; 6], smac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> Ve
     p
 }
 
+/// Recompute the checksum of the IPv4 header at offset 14 of `frame`.
+fn refresh_ipv4_csum(frame: &mut [u8]) {
+    frame[24..26].copy_from_slice(&[0, 0]);
+    let c = csum(&frame[14..34]);
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
 /// [`ipv4_packet`] padded to an IPv4 total length of `ip_len`.
 fn sized_ipv4_packet(
     dmac: [u8; 6],
@@ -217,9 +220,7 @@ fn sized_ipv4_packet(
     let mut p = ipv4_packet(dmac, smac, src, dst);
     p.resize(14 + usize::from(ip_len), 0);
     p[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    p[24..26].copy_from_slice(&[0, 0]);
-    let c = csum(&p[14..34]);
-    p[24..26].copy_from_slice(&c.to_be_bytes());
+    refresh_ipv4_csum(&mut p);
     p
 }
 
@@ -363,7 +364,7 @@ fn maps_round_trip_and_survive_reload() {
     assert_eq!(dp.ipcache_dump().unwrap(), vec![(host, h), (net, e)]);
 
     // A second load (agent restart) reuses the pinned maps.
-    let dp2 = Datapath::open(&config(&dir)).unwrap();
+    let dp2 = Datapath::open(&config(&dir.0)).unwrap();
     let eps = dp2.lxc_dump().unwrap();
     assert_eq!(
         eps.iter().map(|(ip, _)| *ip).collect::<Vec<_>>(),
@@ -554,9 +555,7 @@ fn assert_vxlan(frame: &[u8], dmac: [u8; 6], dst: Ipv4Addr, vni: u32, inner: &[u
 fn ttl_decremented(pkt: &[u8]) -> Vec<u8> {
     let mut p = pkt.to_vec();
     p[14 + 8] -= 1;
-    p[24..26].copy_from_slice(&[0, 0]);
-    let c = csum(&p[14..34]);
-    p[24..26].copy_from_slice(&c.to_be_bytes());
+    refresh_ipv4_csum(&mut p);
     p
 }
 
@@ -683,6 +682,36 @@ fn host_to_remote_pod_is_encapsulated_with_the_host_identity() {
     });
 }
 
+/// A frame from REMOTE_POD to `dst` as it comes out of the tunnel (the
+/// remote node's veth MACs).
+fn from_remote_pod(dst: Ipv4Addr) -> Vec<u8> {
+    ipv4_packet(
+        [0x02, 9, 9, 9, 9, 9],
+        [0x02, 8, 8, 8, 8, 8],
+        REMOTE_POD,
+        dst,
+    )
+}
+
+/// `r` delivered `inner` to endpoint B with source identity `vni`: B's
+/// MACs, TTL decremented (checksum fixed), the identity in the mark,
+/// traced as from the overlay and counted.
+fn assert_delivered_to_b(dp: &mut Datapath, r: &Run, inner: &[u8], vni: u32) {
+    assert_eq!(r.verdict, TC_ACT_REDIRECT);
+    assert_eq!(&r.data[0..6], &MAC_B);
+    assert_eq!(&r.data[6..12], &NODE_MAC_B);
+    assert_eq!(r.data[14 + 8], 63, "TTL decremented");
+    assert_eq!(&r.data[12..], &ttl_decremented(inner)[12..]);
+    assert_eq!(r.mark, identity_mark(vni), "identity from the VNI");
+    let t = next_trace(dp);
+    assert_eq!(t.obs_point, c::TRACE_FROM_OVERLAY);
+    assert_eq!(
+        (t.src_label, t.dst_label, t.dst_id, t.ifindex),
+        (vni, 70000, 200, 99)
+    );
+    assert!(metric(dp, 0, 1) >= 1);
+}
+
 /// A VXLAN frame from REMOTE_NODE to `dst`:`port` (outer destination MAC
 /// zero: the test device's, so the packet is for this host) around
 /// `inner`, VNI `vni`.
@@ -711,41 +740,20 @@ fn vxlan_frame(dst: Ipv4Addr, port: u16, vni: u32, inner: &[u8]) -> Vec<u8> {
 fn vxlan_to_a_local_pod_is_decapsulated_on_the_native_device() {
     let (mut dp, _dir) = setup_with(Some(VXLAN));
     remote_node_entries(&dp);
-    // The inner frame as the remote node sent it (its veth MACs).
-    let inner = ipv4_packet(
-        [0x02, 9, 9, 9, 9, 9],
-        [0x02, 8, 8, 8, 8, 8],
-        REMOTE_POD,
-        IP_B,
-    );
+    let inner = from_remote_pod(IP_B);
     let vni = 4242; // deliberately not the ipcache identity of the source
     let r = run(
         &dp,
         Program::FromNetdev,
         &vxlan_frame(LOCAL_NODE, 8472, vni, &inner),
     );
-    assert_eq!(r.verdict, TC_ACT_REDIRECT);
     assert_eq!(r.data.len(), inner.len(), "outer headers removed");
-    assert_eq!(&r.data[0..6], &MAC_B);
-    assert_eq!(&r.data[6..12], &NODE_MAC_B);
-    assert_eq!(&r.data[12..], &ttl_decremented(&inner)[12..]);
-    assert_eq!(r.mark, identity_mark(vni), "identity from the VNI");
-    let t = next_trace(&mut dp);
-    assert_eq!(t.obs_point, c::TRACE_FROM_OVERLAY);
-    assert_eq!(
-        (t.src_label, t.dst_label, t.dst_id, t.ifindex),
-        (vni, 70000, 200, 99)
-    );
+    assert_delivered_to_b(&mut dp, &r, &inner, vni);
 
     // Left to the stack (and the tunnel device), untouched: another UDP
     // port, another outer destination, an inner destination that is not
     // a local pod (the router IP), a frame for another host.
-    let to_router = ipv4_packet(
-        [0x02, 9, 9, 9, 9, 9],
-        [0x02, 8, 8, 8, 8, 8],
-        REMOTE_POD,
-        ROUTER,
-    );
+    let to_router = from_remote_pod(ROUTER);
     let mut other_host = vxlan_frame(LOCAL_NODE, 8472, vni, &inner);
     other_host[0..6].copy_from_slice(&[0x02, 1, 2, 3, 4, 5]);
     for f in [
@@ -770,13 +778,7 @@ fn overlay_ingress_delivers_with_the_identity_from_the_vni() {
     let (mut dp, _dir) = setup_with(Some(VXLAN));
     remote_node_entries(&dp);
     let obj = tunnel_test_obj(&dp);
-    // The inner frame as the remote node sent it (its veth MACs).
-    let pkt = ipv4_packet(
-        [0x02, 9, 9, 9, 9, 9],
-        [0x02, 8, 8, 8, 8, 8],
-        REMOTE_POD,
-        IP_B,
-    );
+    let pkt = from_remote_pod(IP_B);
     let vni = 4242; // deliberately not the ipcache identity of the source
     let r = run_prog(
         &obj,
@@ -784,27 +786,10 @@ fn overlay_ingress_delivers_with_the_identity_from_the_vni() {
         &pkt,
         [vni, u32::from(REMOTE_NODE), 0, 0, 0],
     );
-    assert_eq!(r.verdict, TC_ACT_REDIRECT);
-    assert_eq!(&r.data[0..6], &MAC_B);
-    assert_eq!(&r.data[6..12], &NODE_MAC_B);
-    assert_eq!(r.data[14 + 8], 63, "TTL decremented");
-    assert_eq!(csum(&r.data[14..34]), 0);
-    assert_eq!(r.mark, identity_mark(vni), "identity from the VNI");
-    let t = next_trace(&mut dp);
-    assert_eq!(t.obs_point, c::TRACE_FROM_OVERLAY);
-    assert_eq!(
-        (t.src_label, t.dst_label, t.dst_id, t.ifindex),
-        (vni, 70000, 200, 99)
-    );
-    assert!(metric(&dp, 0, 1) >= 1);
+    assert_delivered_to_b(&mut dp, &r, &pkt, vni);
 
     // Not a local endpoint (e.g. the router IP): to the stack, untouched.
-    let host = ipv4_packet(
-        [0x02, 9, 9, 9, 9, 9],
-        [0x02, 8, 8, 8, 8, 8],
-        REMOTE_POD,
-        ROUTER,
-    );
+    let host = from_remote_pod(ROUTER);
     let r = run_prog(&obj, "test_from_overlay_key", &host, [vni, 1, 0, 0, 0]);
     assert_eq!((r.verdict, r.mark), (TC_ACT_OK, 0));
     assert_eq!(r.data, host);
@@ -821,13 +806,5 @@ fn macs_print_like_ip_link() {
 
 #[test]
 fn bare_bpffs_root_is_refused() {
-    let cfg = DatapathConfig {
-        bpf_dir: PathBuf::from("/sys/fs/bpf"),
-        router_ip: ROUTER,
-        node_ip: LOCAL_NODE,
-        native_devices: vec![],
-        cluster_id: 0,
-        tunnel: None,
-    };
-    assert!(Datapath::open(&cfg).is_err());
+    assert!(Datapath::open(&config(Path::new("/sys/fs/bpf"))).is_err());
 }
