@@ -355,6 +355,17 @@ mod tests {
         s.spec.as_ref()?.cluster_ip.as_deref()
     }
 
+    fn node_ports(s: &Service) -> Vec<Option<i32>> {
+        s.spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.node_port)
+            .collect()
+    }
+
     fn error_of(s: &Service) -> Option<&str> {
         s.metadata
             .annotations
@@ -490,31 +501,13 @@ mod tests {
             (spec.cluster_ip.as_deref(), spec.ip_families.as_ref()),
             (None, None)
         );
-        let ports: Vec<Option<i32>> = services[2]
-            .spec
-            .as_ref()
-            .unwrap()
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| p.node_port)
-            .collect();
-        assert_eq!(ports, [Some(30002), Some(30003)]);
+        assert_eq!(node_ports(&services[2]), [Some(30002), Some(30003)]);
         assert_eq!(
             ip_of(&services[2]),
             Some("10.96.0.3"),
             "NodePort services get a cluster IP too"
         );
-        let fixed_ports: Vec<Option<i32>> = services[3]
-            .spec
-            .as_ref()
-            .unwrap()
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| p.node_port)
-            .collect();
-        assert_eq!(fixed_ports, [Some(30001), Some(30000)]);
+        assert_eq!(node_ports(&services[3]), [Some(30001), Some(30000)]);
         assert!(
             error_of(&services[4])
                 .unwrap()
