@@ -25,31 +25,30 @@
 //! mode's node routes. Existing pods keep the route MTU they were created
 //! with.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use api::Object;
 use api::cilium::endpoint::CiliumEndpoint;
 use api::cilium::node::CiliumNode;
 use futures::StreamExt;
-use store::{Change, Store, WatchEvent};
+use store::Store;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::api::{ApiState, MapReader};
 use crate::cni::{EndpointSnapshot, Endpoints, EndpointsCfg, IpPool};
 use crate::config::{AgentConfig, IpamMode, Tunnel, TunnelProtocol};
 use crate::ipcache::{self, IpcacheTable, LocalEndpoint, LocalNode};
 use crate::metrics::MetricsSnapshot;
-use crate::node::{self, CiliumNodeIntent, retry};
+use crate::node::{self, CiliumNodeIntent};
 use crate::plumbing::{RealPlumbing, sys};
 use crate::routes::{self, LocalAddr, NodeRouting, OwnNode};
 use crate::state::StateDir;
 use crate::status::StatusInputs;
+use toolkit::{Cache, OwnedTask, retry};
 
 /// Process-level settings (command-line flags).
 #[derive(Debug, Clone)]
@@ -66,31 +65,6 @@ pub struct Settings {
     pub bpf_root: PathBuf,
     /// Native device.
     pub native_device: String,
-}
-
-/// A spawned task that is aborted when dropped.
-pub struct OwnedTask {
-    name: &'static str,
-    handle: JoinHandle<()>,
-}
-
-impl OwnedTask {
-    /// Spawn `fut` as task `name`.
-    pub fn spawn(
-        name: &'static str,
-        fut: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Self {
-        Self {
-            name,
-            handle: tokio::spawn(fut),
-        }
-    }
-}
-
-impl Drop for OwnedTask {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
 }
 
 /// The CNI network configuration list the agent writes when ready.
@@ -391,7 +365,7 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
 
     // Ready.
     if let Some(path) = &cfg.write_cni_conf_when_ready {
-        crate::state::write_atomic(path, cni_conflist(&settings.socket_path).as_bytes())
+        toolkit::write_atomic(path, cni_conflist(&settings.socket_path).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
         status.lock().unwrap_or_else(|p| p.into_inner()).cni_conf =
             Some(path.display().to_string());
@@ -413,8 +387,8 @@ async fn supervise(tasks: &[OwnedTask]) -> anyhow::Result<()> {
             _ = term.recv() => { tracing::info!("SIGTERM: exiting, datapath left in place"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: exiting, datapath left in place"); return Ok(()); }
             _ = check.tick() => {
-                if let Some(t) = tasks.iter().find(|t| t.handle.is_finished()) {
-                    anyhow::bail!("task {} ended unexpectedly", t.name);
+                if let Some(t) = tasks.iter().find(|t| t.is_finished()) {
+                    anyhow::bail!("task {} ended unexpectedly", t.name());
                 }
             }
         }
@@ -436,29 +410,6 @@ async fn store_probe(store: Store, name: String, status: Arc<Mutex<StatusInputs>
                 s.store_ok = false;
                 s.store_error = Some(e.to_string());
             }
-        }
-    }
-}
-
-fn object_key<T: Object>(o: &T) -> String {
-    format!("{}/{}", o.namespace().unwrap_or(""), o.name())
-}
-
-/// Fold a reflector change into a cache; returns true on a full sync.
-fn apply_change<T: Object>(cache: &mut BTreeMap<String, T>, change: Change<T>) -> bool {
-    match change {
-        Change::Synced(items) => {
-            cache.clear();
-            cache.extend(items.into_iter().map(|o| (object_key(&o), o)));
-            true
-        }
-        Change::Event(WatchEvent::Added(o) | WatchEvent::Modified(o)) => {
-            cache.insert(object_key(&o), o);
-            false
-        }
-        Change::Event(WatchEvent::Deleted(o)) => {
-            cache.remove(&object_key(&o));
-            false
         }
     }
 }
@@ -488,19 +439,18 @@ fn other_host_ips(addrs: &[LocalAddr]) -> Vec<Ipv4Addr> {
 async fn cluster_controller(mut c: ClusterController) {
     let mut nodes_stream = c.store.reflect::<CiliumNode>(None);
     let mut ceps_stream = c.store.reflect::<CiliumEndpoint>(None);
-    let mut nodes: BTreeMap<String, CiliumNode> = BTreeMap::new();
-    let mut ceps: BTreeMap<String, CiliumEndpoint> = BTreeMap::new();
-    let (mut nodes_synced, mut ceps_synced) = (false, false);
+    let mut nodes: Cache<CiliumNode> = Cache::default();
+    let mut ceps: Cache<CiliumEndpoint> = Cache::default();
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     let mut warned: BTreeSet<(String, Option<Ipv4Addr>)> = BTreeSet::new();
     loop {
         tokio::select! {
-            Some(ch) = nodes_stream.next() => nodes_synced |= apply_change(&mut nodes, ch),
-            Some(ch) = ceps_stream.next() => ceps_synced |= apply_change(&mut ceps, ch),
+            Some(ch) = nodes_stream.next() => { nodes.apply(ch); }
+            Some(ch) = ceps_stream.next() => { ceps.apply(ch); }
             r = c.endpoints.changed() => if r.is_err() { return },
             _ = tick.tick() => {}
         }
-        if !(nodes_synced && ceps_synced) {
+        if !(nodes.synced() && ceps.synced()) {
             continue;
         }
         let addrs = sys::local_addrs();
@@ -619,31 +569,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn reflector_changes_fold_into_a_cache() {
-        let mut cache = BTreeMap::new();
-        let a = crate::ipcache::tests::cnode("a", "1.1.1.1", "10.0.0.1", "10.0.0.0/24");
-        let b = crate::ipcache::tests::cnode("b", "1.1.1.2", "10.0.1.1", "10.0.1.0/24");
-        assert!(apply_change(&mut cache, Change::Synced(vec![a.clone()])));
-        assert!(!apply_change(
-            &mut cache,
-            Change::Event(WatchEvent::Added(b.clone()))
-        ));
-        assert_eq!(cache.len(), 2);
-        assert!(!apply_change(
-            &mut cache,
-            Change::Event(WatchEvent::Deleted(a))
-        ));
-        assert_eq!(
-            cache.keys().cloned().collect::<Vec<_>>(),
-            vec!["/b".to_string()]
-        );
-        assert!(apply_change(&mut cache, Change::Synced(vec![])));
-        assert!(cache.is_empty());
-    }
-
     fn cfg(pairs: &[(&str, &str)]) -> AgentConfig {
-        let m: BTreeMap<String, String> = pairs
+        let m: std::collections::BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

@@ -53,6 +53,9 @@ struct Flags {
     /// Native (node-to-node) device.
     #[arg(long, default_value = "eth1")]
     native_device: String,
+    /// Log format: text, text-ts, json, json-ts.
+    #[arg(long, default_value = "text")]
+    log_format: toolkit::logging::LogFormat,
 }
 
 fn load_config(flags: &Flags) -> Result<config::AgentConfig, config::ConfigError> {
@@ -64,16 +67,6 @@ fn load_config(flags: &Flags) -> Result<config::AgentConfig, config::ConfigError
     config::AgentConfig::from_map(&map)
 }
 
-fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> ExitCode {
     let flags = Flags::parse();
     let cfg = match load_config(&flags) {
@@ -83,7 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cfg.debug);
+    toolkit::logging::init(flags.log_format, if cfg.debug { "debug" } else { "info" });
     tracing::info!(node = %flags.node_name, config = ?cfg.effective, "starting cilium-agent");
     let settings = daemon::Settings {
         node_name: flags.node_name,

@@ -7,7 +7,6 @@
 //! async ones only read/write the store.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use api::cilium::node::{AddressPair, CiliumNode, IpamSpec, NodeAddress};
 use api::k8s_openapi::api::core::v1::Node;
@@ -223,25 +222,6 @@ pub async fn wait_for_pod_cidrs(
         }
     }
     unreachable!("store reflect streams never end")
-}
-
-/// Retry `f` with backoff until it succeeds (store not up yet, ...).
-pub async fn retry<T, E: std::fmt::Display, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match f().await {
-            Ok(v) => return v,
-            Err(e) => {
-                tracing::warn!(what, error = %e, retry_in = ?delay, "retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

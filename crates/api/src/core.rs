@@ -268,7 +268,7 @@ fn validate_deployment(d: &Deployment) -> Check {
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
     v::labels(&template.field("metadata").field("labels"), &labels)?;
-    if !v::selector_matches(selector, &labels) {
+    if !toolkit::selector::label_selector_matches(selector, &labels) {
         return Err(template
             .field("metadata")
             .field("labels")

@@ -8,6 +8,7 @@
 mod object;
 
 pub mod cilium;
+pub mod conditions;
 mod core;
 mod manifest;
 mod registry;

@@ -108,7 +108,9 @@ impl ResourceType {
 
 /// A resource the store can hold: serializable, with object metadata and
 /// static type facts.
-pub trait Object: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+pub trait Object:
+    toolkit::cache::HasMeta + Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+{
     /// Static facts of this type.
     const TYPE: ResourceType;
 

@@ -4,7 +4,6 @@
 //! labels, selectors, ports, IP addresses, CIDRs). Type-specific rules live
 //! beside their types; nothing here knows about a particular kind.
 
-use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
 use std::net::IpAddr;
 
@@ -273,28 +272,6 @@ pub fn label_selector(path: &Path, selector: &LabelSelector) -> Check {
     Ok(())
 }
 
-/// Whether `selector` selects an object with `labels` (an empty selector
-/// selects everything; an unknown operator selects nothing).
-pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_ok = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    labels_ok
-        && selector.match_expressions.iter().flatten().all(|expr| {
-            let values = expr.values.as_deref().unwrap_or_default();
-            let value = labels.get(&expr.key);
-            match expr.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        })
-}
-
 /// `value` must be in `supported`.
 pub fn one_of(path: &Path, value: &str, supported: &[&str]) -> Check {
     if supported.contains(&value) {
@@ -433,7 +410,9 @@ mod tests {
     #[test]
     fn selectors_match_labels() {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
-        let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
+        use toolkit::selector::label_selector_matches as selector_matches;
+        let labels: std::collections::BTreeMap<String, String> =
+            [("app".to_string(), "web".to_string())].into();
         let mut sel = LabelSelector::default();
         assert!(selector_matches(&sel, &labels));
         sel.match_labels = Some([("app".to_string(), "web".to_string())].into());

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use api::cilium::identity::CiliumIdentity;
 use futures::StreamExt;
 use store::Store;
-use tokio::task::AbortHandle;
+use toolkit::OwnedTask;
 
 use crate::cache::IdentityCache;
 use crate::{Error, Labels};
@@ -42,16 +42,9 @@ struct Inner {
     min: u32,
     max: u32,
     cache: Arc<Mutex<IdentityCache>>,
-    /// The task feeding `cache`, started on first use.
-    watcher: OnceLock<AbortHandle>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(watcher) = self.watcher.get() {
-            watcher.abort();
-        }
-    }
+    /// The task feeding `cache`, started on first use, aborted with the
+    /// last handle.
+    watcher: OnceLock<OwnedTask>,
 }
 
 fn lock(cache: &Mutex<IdentityCache>) -> MutexGuard<'_, IdentityCache> {
@@ -97,12 +90,11 @@ impl Allocator {
         self.inner.watcher.get_or_init(|| {
             let cache = Arc::clone(&self.inner.cache);
             let mut changes = self.inner.store.reflect::<CiliumIdentity>(None);
-            tokio::spawn(async move {
+            OwnedTask::spawn("identity-watch", async move {
                 while let Some(change) = changes.next().await {
                     lock(&cache).apply(change);
                 }
             })
-            .abort_handle()
         });
     }
 
@@ -229,7 +221,7 @@ impl Allocator {
         }
         self.ensure_watch();
         if let Some(labels) = lock(&self.inner.cache).labels_of(id) {
-            return Ok(Some(labels.clone()));
+            return Ok(Some(labels));
         }
         let identity = self
             .inner

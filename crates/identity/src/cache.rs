@@ -5,44 +5,32 @@
 //! late watch event never undoes a newer write-through, and a deletion of
 //! an old instance never removes a re-created one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
 
 use api::cilium::identity::CiliumIdentity;
 use store::{Change, WatchEvent};
+use toolkit::Cache;
 
 use crate::Labels;
 
-/// One known identity.
-#[derive(Debug, Clone)]
-struct Entry {
-    labels: Labels,
-    /// Store revision of the last write seen.
-    revision: i64,
-}
-
-/// Every known global identity, by id and by labels.
+/// Every known global identity (the shared reflector cache), plus an
+/// index from labels to the ids carrying them.
 #[derive(Debug, Default)]
 pub(crate) struct IdentityCache {
-    by_id: BTreeMap<u32, Entry>,
+    objects: Cache<CiliumIdentity>,
     /// Labels -> ids carrying them (more than one only during a race).
     by_labels: HashMap<Labels, BTreeSet<u32>>,
-    synced: bool,
 }
 
-fn revision(identity: &CiliumIdentity) -> i64 {
-    identity
-        .metadata
-        .resource_version
-        .as_deref()
-        .and_then(|rv| rv.parse().ok())
-        .unwrap_or(0)
+fn labels(identity: &CiliumIdentity) -> Labels {
+    Labels(identity.security_labels.clone())
 }
 
 impl IdentityCache {
     /// Whether a full snapshot has been applied.
     pub(crate) fn synced(&self) -> bool {
-        self.synced
+        self.objects.synced()
     }
 
     /// The lowest id in `range` carrying exactly `labels`.
@@ -51,77 +39,74 @@ impl IdentityCache {
     }
 
     /// The labels of `id`.
-    pub(crate) fn labels_of(&self, id: u32) -> Option<&Labels> {
-        self.by_id.get(&id).map(|e| &e.labels)
+    pub(crate) fn labels_of(&self, id: u32) -> Option<Labels> {
+        self.objects.get(&id.to_string()).map(labels)
     }
 
     /// Apply one change of the identity watch.
     pub(crate) fn apply(&mut self, change: Change<CiliumIdentity>) {
         match change {
-            Change::Synced(items) => {
-                self.by_id.clear();
+            Change::Synced(_) => {
+                self.objects.apply(change);
                 self.by_labels.clear();
-                for identity in &items {
-                    self.written(identity);
+                for identity in self.objects.values() {
+                    if let Some(id) = identity.id() {
+                        self.by_labels
+                            .entry(labels(identity))
+                            .or_default()
+                            .insert(id);
+                    }
                 }
-                self.synced = true;
             }
-            Change::Event(WatchEvent::Added(identity) | WatchEvent::Modified(identity)) => {
-                self.written(&identity);
+            Change::Event(
+                WatchEvent::Added(ref i) | WatchEvent::Modified(ref i) | WatchEvent::Deleted(ref i),
+            ) => {
+                let name = i.metadata.name.clone().unwrap_or_default();
+                self.reindexed(&name, |objects| {
+                    objects.apply(change);
+                });
             }
-            Change::Event(WatchEvent::Deleted(identity)) => self.deleted(&identity),
         }
     }
 
-    /// Record an identity as stored (watch event or own write), unless a
-    /// newer state is known.
+    /// Record an identity as stored by the allocator itself.
     pub(crate) fn written(&mut self, identity: &CiliumIdentity) {
-        let Some(id) = identity.id() else { return };
-        let rev = revision(identity);
-        if self.by_id.get(&id).is_some_and(|e| e.revision > rev) {
-            return;
-        }
-        self.remove(id);
-        let labels = Labels(identity.security_labels.clone());
-        self.by_labels.entry(labels.clone()).or_default().insert(id);
-        self.by_id.insert(
-            id,
-            Entry {
-                labels,
-                revision: rev,
-            },
-        );
+        let name = identity.metadata.name.clone().unwrap_or_default();
+        self.reindexed(&name, |objects| objects.written(identity.clone()));
     }
 
-    /// Record a deletion (its revision is the deletion's), unless the
-    /// known state is newer (re-created since).
-    pub(crate) fn deleted(&mut self, identity: &CiliumIdentity) {
-        let Some(id) = identity.id() else { return };
-        if self
-            .by_id
-            .get(&id)
-            .is_some_and(|e| e.revision > revision(identity))
+    /// Change the object `name` with `f`, keeping the label index in step.
+    fn reindexed(&mut self, name: &str, f: impl FnOnce(&mut Cache<CiliumIdentity>)) {
+        let before = self
+            .objects
+            .get(name)
+            .and_then(|i| Some((i.id()?, labels(i))));
+        f(&mut self.objects);
+        let after = self
+            .objects
+            .get(name)
+            .and_then(|i| Some((i.id()?, labels(i))));
+        if before == after {
+            return;
+        }
+        if let Some((id, old)) = before
+            && let Some(ids) = self.by_labels.get_mut(&old)
         {
-            return;
-        }
-        self.remove(id);
-    }
-
-    fn remove(&mut self, id: u32) {
-        let Some(old) = self.by_id.remove(&id) else {
-            return;
-        };
-        if let Some(ids) = self.by_labels.get_mut(&old.labels) {
             ids.remove(&id);
             if ids.is_empty() {
-                self.by_labels.remove(&old.labels);
+                self.by_labels.remove(&old);
             }
+        }
+        if let Some((id, new)) = after {
+            self.by_labels.entry(new).or_default().insert(id);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn identity(id: u32, app: &str, rv: i64) -> CiliumIdentity {
@@ -162,7 +147,7 @@ mod tests {
         // A deletion older than the known state (re-created) is ignored.
         c.apply(Change::Event(WatchEvent::Added(identity(302, "c", 20))));
         c.apply(Change::Event(WatchEvent::Deleted(identity(302, "c", 15))));
-        assert_eq!(c.labels_of(302), Some(&app("c")));
+        assert_eq!(c.labels_of(302), Some(app("c")));
 
         c.apply(Change::Synced(vec![]));
         assert_eq!(c.id_of(&app("a"), ALL), None);

@@ -698,12 +698,7 @@ async fn create_if_absent<T: api::Object>(store: &Store, value: serde_json::Valu
 
 fn node_ready(n: &Node) -> bool {
     let has_cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some();
-    let ready = n
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    has_cidr && ready
+    has_cidr && api::conditions::node_is_ready(n)
 }
 
 async fn wait_nodes_ready(store: &Store, names: &[String], timeout: Duration) -> Result<()> {
@@ -745,11 +740,7 @@ async fn deploy_workloads(state: &LabState, progress: &Progress, timeout: Durati
 
 /// Whether a pod is Running with condition Ready=True.
 pub fn pod_ready(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_none()
-        && p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    p.metadata.deletion_timestamp.is_none() && api::conditions::pod_is_ready(p)
 }
 
 /// Wait until at least `count` pods of a namespace exist and all are Ready.

@@ -62,7 +62,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "cilium")]
         cni: cilium::Cni,
         /// How long to wait for each readiness step.
-        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        #[arg(long, default_value = "120s", value_parser = toolkit::parse_duration)]
         timeout: Duration,
     },
     /// Remove everything the lab created.
@@ -142,7 +142,7 @@ enum Command {
         /// Node name.
         node: String,
         /// How long to wait for the evictions.
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = toolkit::parse_duration)]
         timeout: Duration,
     },
     /// Run a command in a pod (its namespaces) or a node (`node/NAME` or a
@@ -188,7 +188,7 @@ enum Command {
         #[arg(long)]
         all: bool,
         /// Give up after this long.
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = toolkit::parse_duration)]
         timeout: Duration,
     },
     /// Internal entry points of the lab's own processes.
@@ -224,7 +224,7 @@ enum RolloutCommand {
         /// `ds/cilium` or `deployment/cilium-operator`.
         target: String,
         /// How long to wait for each agent to serve again.
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = toolkit::parse_duration)]
         timeout: Duration,
     },
 }
@@ -326,22 +326,6 @@ enum Internal {
     },
 }
 
-/// Parse `90s`, `2m`, `1h`, `500ms` or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("invalid duration {s:?}: use ms, s, m or h")),
-    }
-}
-
 fn main() {
     let cli = Cli::parse();
     let code = match run(cli) {
@@ -355,13 +339,7 @@ fn main() {
 }
 
 fn init_logs() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    toolkit::logging::init(toolkit::logging::LogFormat::Text, "info");
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -715,11 +693,6 @@ mod tests {
 
     #[test]
     fn durations_and_config_pairs_parse() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("soon").is_err());
         let c = parse_config(&["routing-mode=native".into(), "a=b=c".into()]).unwrap();
         assert_eq!(c["routing-mode"], "native");
         assert_eq!(c["a"], "b=c");

@@ -89,28 +89,12 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Parse `500ms`, `30s`, `15m`, `1h` or a plain number of seconds; zero
-/// is rejected (an interval must be positive).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s, 500ms or 15m"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("unknown duration unit {unit:?} (ms, s, m, h)")),
-    };
-    match Duration::try_from_secs_f64(seconds) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(format!("{text:?}: must be positive")),
-        Err(e) => Err(format!("{text:?}: {e}")),
+/// A positive duration (`500ms`, `30s`, `15m`, `1h30m`, or seconds): an
+/// interval of zero would spin.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    match toolkit::parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{:?}: must be positive", text.trim())),
+        d => Ok(d),
     }
 }
 
@@ -152,7 +136,7 @@ impl OperatorConfig {
         let identity_gc_interval = match get(KEY_IDENTITY_GC_INTERVAL) {
             None => DEFAULT_IDENTITY_GC_INTERVAL,
             Some(text) => {
-                parse_duration(text).map_err(|e| invalid(KEY_IDENTITY_GC_INTERVAL, text, e))?
+                positive_duration(text).map_err(|e| invalid(KEY_IDENTITY_GC_INTERVAL, text, e))?
             }
         };
         Ok(Self {
@@ -260,13 +244,13 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("0s").is_err());
+        assert_eq!(positive_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(
+            positive_duration("15m0s").unwrap(),
+            Duration::from_secs(900)
+        );
+        assert!(positive_duration("5d").is_err());
+        assert!(positive_duration("0s").is_err());
     }
 
     #[test]

@@ -9,27 +9,24 @@ use api::cilium::endpoint::{CiliumEndpoint, EndpointIdentity, EndpointStatus};
 use api::cilium::identity::CiliumIdentity;
 use api::cilium::node::{CiliumNode, NodeAddress};
 use store::Store;
-use tokio::task::JoinHandle;
+use toolkit::OwnedTask;
 
 use crate::config::OperatorConfig;
 use crate::podcidr::current_error;
 
-/// A running operator, aborted on drop (a crash/restart).
-struct Running(JoinHandle<anyhow::Result<()>>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn start(store: &Store, keys: &[(&str, &str)]) -> Running {
+/// Start the operator; dropping the task is a crash/restart.
+fn start(store: &Store, keys: &[(&str, &str)]) -> OwnedTask {
     let keys: BTreeMap<String, String> = keys
         .iter()
         .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
         .collect();
     let config = OperatorConfig::from_keys(&keys).unwrap();
-    Running(tokio::spawn(crate::run(store.clone(), config)))
+    let store = store.clone();
+    OwnedTask::spawn("operator", async move {
+        if let Err(e) = crate::run(store, config).await {
+            panic!("operator failed: {e:#}");
+        }
+    })
 }
 
 const LAB: &[(&str, &str)] = &[

@@ -10,7 +10,6 @@
 //! lives in the tasks started by [`run`]. The operator touches only
 //! CiliumNode IPAM fields and CiliumIdentity objects.
 
-mod cache;
 pub mod config;
 pub mod identitygc;
 pub mod podcidr;

@@ -23,8 +23,11 @@ struct Args {
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// Identity GC interval and grace period (`30s`, `500ms`, `15m`).
-    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = config::positive_duration)]
     identity_gc_interval: Option<Duration>,
+    /// Log format: text, text-ts, json, json-ts.
+    #[arg(long, default_value = "text")]
+    log_format: toolkit::logging::LogFormat,
 }
 
 fn load_config(args: &Args) -> anyhow::Result<OperatorConfig> {
@@ -42,13 +45,8 @@ fn load_config(args: &Args) -> anyhow::Result<OperatorConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    toolkit::logging::init(args.log_format, "info");
     let config = load_config(&args).context("invalid configuration")?;
     tracing::info!(?config, "starting cilium-operator");
     let store = store::Store::etcd(&args.etcd)

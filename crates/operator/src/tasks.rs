@@ -23,11 +23,11 @@ use api::cilium::identity::CiliumIdentity;
 use api::cilium::node::CiliumNode;
 use futures::StreamExt;
 use ipnet::Ipv4Net;
-use store::{Pacer, Store};
+use store::Store;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
+use toolkit::{Cache, Pacer};
 
-use crate::cache::Cache;
 use crate::config::{IpamMode, OperatorConfig};
 use crate::identitygc::IdentityGc;
 use crate::podcidr::{self, Decision};

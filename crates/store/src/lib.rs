@@ -22,7 +22,6 @@
 mod backend;
 mod etcd;
 mod memory;
-mod pacer;
 mod reflect;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -32,7 +31,7 @@ use std::pin::Pin;
 
 use api::{Object, ResourceType};
 use futures::{Stream, StreamExt};
-pub use pacer::Pacer;
+pub use toolkit::cache::{Change, WatchEvent};
 
 use crate::backend::Backend;
 
@@ -96,29 +95,8 @@ pub struct List<T> {
     pub revision: i64,
 }
 
-/// One change seen by a watch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WatchEvent<T> {
-    /// The object was created.
-    Added(T),
-    /// The object was updated.
-    Modified(T),
-    /// The object was deleted (its last state).
-    Deleted(T),
-}
-
 /// A stream of watch events.
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<WatchEvent<T>>> + Send>>;
-
-/// What [`Store::reflect`] yields: a full snapshot, then changes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change<T> {
-    /// The complete current state (first item, and again after every
-    /// re-list following a broken or compacted watch). Replaces any cache.
-    Synced(Vec<T>),
-    /// One change after the last snapshot.
-    Event(WatchEvent<T>),
-}
 
 /// A never-ending stream of [`Change`]s.
 pub type ChangeStream<T> = Pin<Box<dyn Stream<Item = Change<T>> + Send>>;

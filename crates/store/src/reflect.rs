@@ -11,6 +11,7 @@ use std::time::Duration;
 use api::Object;
 use futures::StreamExt;
 use serde_json::Value;
+use toolkit::Backoff;
 
 use crate::values::{event_from_value, from_value};
 use crate::{Change, ChangeStream, Error, Store, WatchStream};
@@ -32,21 +33,21 @@ struct Reflector {
     namespace: Option<String>,
     phase: Phase,
     /// Delay before the next attempt after a failure.
-    backoff: Duration,
+    backoff: Backoff,
 }
 
 impl Reflector {
     /// Log a failure, wait, and go back to listing.
     async fn recover(&mut self, kind: &str, error: &Error) {
+        let delay = self.backoff.next_delay();
         tracing::warn!(
             kind,
             namespace = self.namespace.as_deref().unwrap_or(""),
             %error,
-            retry_in = ?self.backoff,
+            retry_in = ?delay,
             "store reflector: re-listing"
         );
-        tokio::time::sleep(self.backoff).await;
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(delay).await;
         self.phase = Phase::List;
     }
 }
@@ -56,7 +57,7 @@ pub(crate) fn reflect<T: Object>(store: Store, namespace: Option<String>) -> Cha
         store,
         namespace,
         phase: Phase::List,
-        backoff: BACKOFF_MIN,
+        backoff: Backoff::new(BACKOFF_MIN, BACKOFF_MAX),
     };
     futures::stream::unfold(reflector, |mut r| async move {
         let ty = T::TYPE;
@@ -79,7 +80,7 @@ pub(crate) fn reflect<T: Object>(store: Store, namespace: Option<String>) -> Cha
                 },
                 Phase::Watch(watch) => match watch.next().await {
                     Some(Ok(event)) => {
-                        r.backoff = BACKOFF_MIN;
+                        r.backoff.reset();
                         match event_from_value::<T>(&ty, event) {
                             Ok(event) => return Some((Change::Event(event), r)),
                             Err(e) => tracing::error!(kind = ty.kind, error = %e, "store reflector: skipping object"),

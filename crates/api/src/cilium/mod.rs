@@ -79,6 +79,12 @@ macro_rules! cilium_object {
             }
         }
 
+        impl toolkit::cache::HasMeta for $ty {
+            fn object_meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
+        }
+
         impl_object!($ty, $rt, $validate);
     };
 }

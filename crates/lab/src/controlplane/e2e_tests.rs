@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
+use toolkit::OwnedTask;
 
 use api::k8s_openapi::api::{
     apps::v1::Deployment,
@@ -16,7 +17,6 @@ use api::k8s_openapi::api::{
 };
 use futures::StreamExt;
 use store::{Change, Store, WatchEvent};
-use tokio::task::JoinHandle;
 
 use super::endpointslices::SERVICE_NAME_LABEL;
 use super::meta::{pod_ip, pod_is_ready, pod_node};
@@ -77,16 +77,8 @@ const DEADLINE: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(10);
 
 /// A spawned task aborted when the test ends (pass or panic).
-struct Owned(JoinHandle<()>);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn spawn_owned(f: impl Future<Output = ()> + Send + 'static) -> Owned {
-    Owned(tokio::spawn(f))
+fn spawn_owned(f: impl Future<Output = ()> + Send + 'static) -> OwnedTask {
+    OwnedTask::spawn("test", f)
 }
 
 /// Poll `check` until it yields a value, or panic after [`DEADLINE`].
@@ -168,7 +160,7 @@ fn node(name: &str, ip: &str) -> Node {
 }
 
 /// Start the control plane and the fake kubelet; create the seed nodes.
-async fn lab() -> (Store, Vec<Owned>) {
+async fn lab() -> (Store, Vec<OwnedTask>) {
     let store = Store::memory();
     let cp_store = store.clone();
     let tasks = vec![

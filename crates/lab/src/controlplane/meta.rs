@@ -1,5 +1,5 @@
 //! Small helpers shared by every controller of the lab control plane:
-//! label-selector matching, owner references, pod state predicates,
+//! owner references, pod state predicates,
 //! creation ordering, stable hashes and kube-style random name suffixes.
 //!
 //! Pure functions only; no store access, no I/O. Controllers must use
@@ -10,9 +10,13 @@ use std::collections::BTreeMap;
 use api::k8s_openapi::{
     Metadata, Resource,
     api::core::v1::Pod,
-    apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference, Time},
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time},
     jiff::Timestamp,
 };
+
+pub use api::conditions::pod_is_ready;
+pub use toolkit::cache::key_of;
+pub use toolkit::selector::{label_selector_matches, map_selector_matches};
 
 /// Label key of a pod's template hash (set by the Deployment controller).
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -25,36 +29,6 @@ const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 pub fn labels(meta: &ObjectMeta) -> &BTreeMap<String, String> {
     static EMPTY: BTreeMap<String, String> = BTreeMap::new();
     meta.labels.as_ref().unwrap_or(&EMPTY)
-}
-
-/// Whether a map selector (`Service.spec.selector`, `nodeSelector`)
-/// matches `labels`: every pair must be present. An empty map matches all.
-pub fn map_selector_matches(
-    selector: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
-/// Whether a `metav1.LabelSelector` matches `labels`. An empty selector
-/// matches everything; an unknown operator matches nothing.
-pub fn label_selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    if let Some(match_labels) = &selector.match_labels
-        && !map_selector_matches(match_labels, labels)
-    {
-        return false;
-    }
-    selector.match_expressions.iter().flatten().all(|req| {
-        let values = req.values.as_deref().unwrap_or(&[]);
-        let value = labels.get(&req.key);
-        match req.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    })
 }
 
 /// The owner reference marking `owner` as the managing controller of an
@@ -87,14 +61,6 @@ pub fn controller_uid_of_kind<T: Resource>(meta: &ObjectMeta) -> Option<&str> {
     controller_of(meta)
         .filter(|r| r.kind == T::KIND && r.api_version == T::API_VERSION)
         .map(|r| r.uid.as_str())
-}
-
-/// `namespace/name` of an object (or `name` for cluster-scoped ones).
-pub fn key_of(meta: &ObjectMeta) -> String {
-    match &meta.namespace {
-        Some(ns) => format!("{ns}/{}", meta.name.as_deref().unwrap_or("")),
-        None => meta.name.clone().unwrap_or_default(),
-    }
 }
 
 /// Sort key "oldest first": creationTimestamp, then namespace and name.
@@ -133,16 +99,6 @@ pub fn pod_is_finished(pod: &Pod) -> bool {
 /// The pod neither terminates nor has finished: it counts as a replica.
 pub fn pod_is_active(pod: &Pod) -> bool {
     !pod_is_terminating(pod) && !pod_is_finished(pod)
-}
-
-/// The pod's `Ready` condition is `True`.
-pub fn pod_is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// The pod's IPv4 address as reported by its kubelet.
@@ -191,80 +147,9 @@ pub fn random_suffix() -> String {
 
 #[cfg(test)]
 mod tests {
-    use api::k8s_openapi::{
-        api::apps::v1::Deployment, apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement,
-    };
+    use api::k8s_openapi::api::apps::v1::Deployment;
 
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
-        LabelSelectorRequirement {
-            key: key.into(),
-            operator: op.into(),
-            values: Some(values.iter().map(|v| v.to_string()).collect()),
-        }
-    }
-
-    #[test]
-    fn selector_operators() {
-        let labels = map(&[("app", "webpod"), ("tier", "web")]);
-        let sel = |exprs: Vec<LabelSelectorRequirement>| LabelSelector {
-            match_expressions: Some(exprs),
-            match_labels: None,
-        };
-        assert!(label_selector_matches(&LabelSelector::default(), &labels));
-        assert!(label_selector_matches(
-            &sel(vec![expr("app", "In", &["webpod", "x"])]),
-            &labels
-        ));
-        assert!(!label_selector_matches(
-            &sel(vec![expr("app", "In", &["sample-app"])]),
-            &labels
-        ));
-        assert!(label_selector_matches(
-            &sel(vec![expr("app", "NotIn", &["x"])]),
-            &labels
-        ));
-        assert!(label_selector_matches(
-            &sel(vec![expr("zone", "NotIn", &["x"])]),
-            &labels
-        ));
-        assert!(!label_selector_matches(
-            &sel(vec![expr("app", "NotIn", &["webpod"])]),
-            &labels
-        ));
-        assert!(label_selector_matches(
-            &sel(vec![expr("tier", "Exists", &[])]),
-            &labels
-        ));
-        assert!(!label_selector_matches(
-            &sel(vec![expr("zone", "Exists", &[])]),
-            &labels
-        ));
-        assert!(label_selector_matches(
-            &sel(vec![expr("zone", "DoesNotExist", &[])]),
-            &labels
-        ));
-        assert!(!label_selector_matches(
-            &sel(vec![expr("app", "Bogus", &[])]),
-            &labels
-        ));
-        let both = LabelSelector {
-            match_labels: Some(map(&[("app", "webpod")])),
-            match_expressions: Some(vec![expr("tier", "In", &["db"])]),
-        };
-        assert!(!label_selector_matches(&both, &labels));
-        assert!(map_selector_matches(&map(&[]), &labels));
-        assert!(map_selector_matches(&map(&[("app", "webpod")]), &labels));
-        assert!(!map_selector_matches(&map(&[("app", "other")]), &labels));
-    }
 
     #[test]
     fn owner_references() {

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use toolkit::write_atomic;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -644,16 +645,8 @@ impl CachedAttachment {
 
     /// Write atomically to `path`.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        write_atomic(path, &serde_json::to_vec_pretty(self)?)
+        Ok(write_atomic(path, &serde_json::to_vec_pretty(self)?)?)
     }
-}
-
-/// Write a file by renaming a temporary sibling over it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 /// Name of the network in the configuration the lab writes.

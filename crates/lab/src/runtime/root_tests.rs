@@ -340,7 +340,7 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
                     loop {
                         let pod = store.get::<Pod>(Some("default"), "web").await.expect("get");
                         let done = match what {
-                            "ready" => pod.as_ref().is_some_and(super::kubelet::pod_is_ready),
+                            "ready" => pod.as_ref().is_some_and(api::conditions::pod_is_ready),
                             _ => pod.is_none(),
                         };
                         if done {

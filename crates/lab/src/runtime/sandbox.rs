@@ -361,7 +361,10 @@ impl SandboxRecord {
     pub fn save(&self, node_state_dir: &Path) -> anyhow::Result<()> {
         let dir = self.dir(node_state_dir);
         std::fs::create_dir_all(&dir)?;
-        super::cni::write_atomic(&dir.join(RECORD_FILE), &serde_json::to_vec_pretty(self)?)
+        Ok(toolkit::write_atomic(
+            &dir.join(RECORD_FILE),
+            &serde_json::to_vec_pretty(self)?,
+        )?)
     }
 
     /// The log file of a container (stdout and stderr).

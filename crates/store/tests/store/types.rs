@@ -45,6 +45,12 @@ impl Widget {
     }
 }
 
+impl toolkit::cache::HasMeta for Widget {
+    fn object_meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+}
+
 impl Object for Widget {
     const TYPE: ResourceType = ResourceType {
         kind: "Widget",
@@ -82,6 +88,12 @@ impl Gadget {
                 ..Default::default()
             },
         }
+    }
+}
+
+impl toolkit::cache::HasMeta for Gadget {
+    fn object_meta(&self) -> &ObjectMeta {
+        &self.metadata
     }
 }
 

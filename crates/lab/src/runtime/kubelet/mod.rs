@@ -34,16 +34,15 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use store::{Change, Store, WatchEvent};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use self::pod::PodWorker;
-use self::process::Backoff;
+#[cfg(test)]
+pub(crate) use self::status::now as now_time;
 pub(crate) use self::status::unix_now;
 use self::status::{NodeFacts, apply_node_status, now};
-#[cfg(test)]
-pub(crate) use self::status::{now as now_time, pod_is_ready};
 use super::cni::{CniClient, write_bridge_conflist};
+use toolkit::{Backoff, OwnedTask};
 
 /// How the node's CNI configuration comes to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -76,22 +75,6 @@ pub struct KubeletConfig {
     pub cni_mode: CniMode,
     /// The `cilium-lab` binary (for `internal sandbox` and `internal whoami`).
     pub self_exe: PathBuf,
-}
-
-/// A spawned task aborted when dropped.
-#[derive(Debug)]
-pub(crate) struct Task(JoinHandle<()>);
-
-impl Task {
-    pub(crate) fn spawn(f: impl Future<Output = ()> + Send + 'static) -> Self {
-        Self(tokio::spawn(f))
-    }
-}
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Shared by all tasks of one kubelet.
@@ -141,8 +124,11 @@ pub async fn run(store: Store, cfg: KubeletConfig) -> anyhow::Result<()> {
         "kubelet starting"
     );
     let cni_tx = Arc::new(cni_tx);
-    let _node = Task::spawn(node_task(ctx.clone(), cni_tx.clone()));
-    let _conf = Task::spawn(config_dir_task(ctx.cfg.cni_conf_dir.clone(), cni_tx));
+    let _node = OwnedTask::spawn("kubelet", node_task(ctx.clone(), cni_tx.clone()));
+    let _conf = OwnedTask::spawn(
+        "kubelet",
+        config_dir_task(ctx.cfg.cni_conf_dir.clone(), cni_tx),
+    );
     pod_loop(ctx).await
 }
 
@@ -250,7 +236,7 @@ async fn config_dir_task(dir: PathBuf, cni_tx: Arc<watch::Sender<u64>>) {
 /// A running pod worker.
 struct WorkerHandle {
     tx: watch::Sender<Option<Pod>>,
-    _task: Task,
+    _task: OwnedTask,
 }
 
 fn on_node(pod: &Pod, node: &str) -> bool {
@@ -262,7 +248,7 @@ fn on_node(pod: &Pod, node: &str) -> bool {
 async fn pod_loop(ctx: Arc<Ctx>) -> anyhow::Result<()> {
     let mut changes = ctx.store.reflect::<Pod>(None);
     let mut workers: HashMap<String, WorkerHandle> = HashMap::new();
-    let mut orphans: HashMap<PathBuf, Task> = HashMap::new();
+    let mut orphans: HashMap<PathBuf, OwnedTask> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let (orphan_done_tx, mut orphan_done_rx) = mpsc::unbounded_channel::<PathBuf>();
     loop {
@@ -292,7 +278,7 @@ async fn pod_loop(ctx: Arc<Ctx>) -> anyhow::Result<()> {
                                 continue;
                             }
                             let (c, d, tx) = (ctx.clone(), dir.clone(), orphan_done_tx.clone());
-                            orphans.insert(dir, Task::spawn(async move {
+                            orphans.insert(dir, OwnedTask::spawn("kubelet", async move {
                                 pod::destroy_orphan(c, d.clone()).await;
                                 let _ = tx.send(d);
                             }));
@@ -344,7 +330,8 @@ fn dispatch(
     let worker = PodWorker::new(ctx.clone(), pod);
     let done = done_tx.clone();
     let u = uid.clone();
-    let task = Task::spawn(
+    let task = OwnedTask::spawn(
+        "kubelet",
         async move {
             worker.run(rx).await;
             let _ = done.send(u);

@@ -19,14 +19,12 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use super::process::{
-    Backoff, Exit, PAUSE_COMMAND, Proc, probe_tcp, spawn_helper, stop, wait_exec,
-};
+use super::Ctx;
+use super::process::{Exit, PAUSE_COMMAND, Proc, probe_tcp, spawn_helper, stop, wait_exec};
 use super::status::{
     ContainerRun, ContainerView, ExitView, PodView, SandboxPhase, merge_pod_status, now,
     render_pod_status,
 };
-use super::{Ctx, Task};
 use crate::runtime::cni::{
     CachedAttachment, CniError, CniResult, NetworkConfigList, PortMapping, RuntimeConf,
 };
@@ -34,6 +32,7 @@ use crate::runtime::sandbox::{
     ContainerRecord, ProcessId, SandboxArgs, SandboxRecord, cmdline, pod_dir, render_hosts,
     render_resolv_conf,
 };
+use toolkit::{Backoff, OwnedTask};
 
 /// Cached CNI attachment inside a pod directory.
 const CNI_FILE: &str = "cni.json";
@@ -320,7 +319,7 @@ pub(super) struct PodWorker {
     sandbox_proc: Option<Proc>,
     phase: SandboxPhase,
     views: Vec<ContainerView>,
-    tasks: Vec<Task>,
+    tasks: Vec<OwnedTask>,
     events_tx: mpsc::UnboundedSender<(usize, ContainerEvent)>,
     events_rx: mpsc::UnboundedReceiver<(usize, ContainerEvent)>,
     network_check: Option<String>,
@@ -599,7 +598,7 @@ impl PodWorker {
             .await;
         match res {
             Ok(p) => {
-                if !self.logged_ready && super::status::pod_is_ready(&p) {
+                if !self.logged_ready && api::conditions::pod_is_ready(&p) {
                     self.logged_ready = true;
                     tracing::info!(ip = ?pod_ips.first(), "pod ready");
                 }
@@ -688,13 +687,10 @@ impl PodWorker {
                 log: self.dir.join(format!("{}.log", spec.name)),
                 pod: format!("{}/{}", self.namespace, self.name),
             };
-            self.tasks.push(Task::spawn(container_task(
-                i,
-                spec.clone(),
-                env,
-                adopt,
-                self.events_tx.clone(),
-            )));
+            self.tasks.push(OwnedTask::spawn(
+                "container",
+                container_task(i, spec.clone(), env, adopt, self.events_tx.clone()),
+            ));
         }
     }
 

@@ -185,48 +185,12 @@ pub async fn probe_tcp(addr: SocketAddr) {
     }
 }
 
-/// Exponential backoff.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    base: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    /// Starting at `base`, doubling up to `max`.
-    pub fn new(base: Duration, max: Duration) -> Self {
-        Self {
-            base,
-            max,
-            next: base,
-        }
-    }
-
-    /// The next delay.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    /// Back to the base delay.
-    pub fn reset(&mut self) {
-        self.next = self.base;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
-        let d: Vec<u64> = (0..5).map(|_| b.next_delay().as_secs()).collect();
-        assert_eq!(d, [1, 2, 4, 5, 5]);
-        b.reset();
-        assert_eq!(b.next_delay().as_secs(), 1);
+    fn exit_codes_like_a_shell() {
         assert_eq!(
             Exit {
                 code: None,

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, HostIP, Node, NodeAddress, NodeCondition, NodeSystemInfo, Pod, PodCondition,
-    PodIP, PodStatus,
+    ContainerStatus, HostIP, Node, NodeAddress, NodeCondition, NodeSystemInfo, PodCondition, PodIP,
+    PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -388,14 +388,6 @@ pub fn apply_node_status(node: &mut Node, f: &NodeFacts, now: &Time) -> bool {
     };
     status.node_info = Some(info);
     *node != before
-}
-
-/// Whether the stored pod status already says Ready (used to log once).
-pub fn pod_is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 #[cfg(test)]

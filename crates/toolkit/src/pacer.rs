@@ -1,11 +1,12 @@
 //! [`Pacer`]: when a controller's next reconcile pass is due: soon after
 //! a watch event (events within a short debounce window share one pass),
-//! later after a failed pass (growing backoff), never otherwise. Shared by
-//! every reconcile loop built on [`crate::Store::reflect`].
+//! later after a failed pass (growing backoff), never otherwise.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::Backoff;
 
 /// Debounce before a pass after a watch event.
 const DEBOUNCE: Duration = Duration::from_millis(20);
@@ -18,14 +19,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Pacer {
     due: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
 }
 
 impl Default for Pacer {
     fn default() -> Self {
         Self {
             due: None,
-            backoff: MIN_BACKOFF,
+            backoff: Backoff::new(MIN_BACKOFF, MAX_BACKOFF),
         }
     }
 }
@@ -41,11 +42,10 @@ impl Pacer {
     /// A pass finished; on failure retry after a growing delay.
     pub fn finished(&mut self, ok: bool) {
         if ok {
-            self.backoff = MIN_BACKOFF;
+            self.backoff.reset();
             self.due = None;
         } else {
-            self.due = Some(Instant::now() + self.backoff);
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            self.due = Some(Instant::now() + self.backoff.next_delay());
         }
     }
 
