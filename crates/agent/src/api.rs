@@ -21,54 +21,57 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use datapath::net::format_mac;
-use tokio::sync::watch;
 
-use crate::cni::{Endpoints, Plumbing, codes};
 use crate::config::AgentConfig;
-use crate::ipcache::IpcacheTable;
-use crate::metrics::{MetricsSnapshot, direction_name, reason_name};
+use crate::dataplane::{Dataplane, IpcacheEntry};
+use crate::endpoint::EndpointState;
+use crate::endpoints::{AddRequest, EndpointError};
+use crate::kernel::format_mac;
+use crate::metrics::{direction_name, reason_name};
 use crate::status::{self, StatusInputs};
+use crate::tables::IpcacheRow;
+use crate::tasks::Manager;
 
-/// Read access to the BPF maps, for the `/v1/map/*` routes and metrics.
-pub trait MapReader: Send + Sync + 'static {
-    /// `cilium_lxc`.
-    fn lxc_dump(&self) -> Result<Vec<(std::net::Ipv4Addr, datapath::EndpointInfo)>, String>;
-    /// `cilium_ipcache_v2`.
-    fn ipcache_dump(&self) -> Result<Vec<(ipnet::Ipv4Net, datapath::IpcacheEntry)>, String>;
-    /// `cilium_metrics`.
-    fn metrics_dump(&self) -> Result<Vec<(datapath::MetricsKey, datapath::MetricsValue)>, String>;
-}
-
-impl MapReader for crate::plumbing::RealPlumbing {
-    fn lxc_dump(&self) -> Result<Vec<(std::net::Ipv4Addr, datapath::EndpointInfo)>, String> {
-        self.with_datapath(|dp| dp.lxc_dump())
-            .map_err(|e| e.to_string())
-    }
-    fn ipcache_dump(&self) -> Result<Vec<(ipnet::Ipv4Net, datapath::IpcacheEntry)>, String> {
-        self.with_datapath(|dp| dp.ipcache_dump())
-            .map_err(|e| e.to_string())
-    }
-    fn metrics_dump(&self) -> Result<Vec<(datapath::MetricsKey, datapath::MetricsValue)>, String> {
-        self.with_datapath(|dp| dp.metrics_dump())
-            .map_err(|e| e.to_string())
-    }
+/// CNI error codes of [`ApiError::code`] (the plugin passes them on).
+pub mod codes {
+    /// Missing or invalid CNI environment (container ID, netns, ifname).
+    pub const INVALID_ENV: u32 = 4;
+    /// I/O failure.
+    pub const IO: u32 = 5;
+    /// A request body that does not decode.
+    pub const DECODE: u32 = 6;
+    /// No address left in the node's pool, or no endpoint ID left.
+    pub const IPAM_EXHAUSTED: u32 = 100;
+    /// Creating the endpoint's interfaces failed.
+    pub const LINK: u32 = 101;
+    /// Identity allocation failed.
+    pub const IDENTITY: u32 = 102;
+    /// BPF map or program attach failed.
+    pub const DATAPATH: u32 = 103;
+    /// CHECK found a discrepancy.
+    pub const CHECK_FAILED: u32 = 105;
+    /// CHECK/DEL of an endpoint the agent does not know.
+    pub const UNKNOWN_CONTAINER: u32 = 3;
 }
 
 /// Everything the handlers read.
-pub struct ApiState<P: Plumbing> {
+pub struct ApiState {
     /// Node name.
     pub node_name: String,
     /// Validated config.
     pub config: Arc<AgentConfig>,
+    /// The router IP (pods' gateway).
+    pub router_ip: std::net::Ipv4Addr,
     /// Endpoint manager.
-    pub endpoints: Arc<Endpoints<P>>,
+    pub endpoints: Arc<Manager>,
     /// The desired ipcache.
-    pub ipcache: watch::Receiver<IpcacheTable>,
+    pub ipcache: reconciler::Table<IpcacheRow>,
     /// Map access.
-    pub maps: Arc<dyn MapReader>,
+    pub dataplane: Arc<crate::kernel::Kernel>,
     /// Status facts maintained by the daemon.
     pub status: Arc<Mutex<StatusInputs>>,
+    /// Controller and reconciler health.
+    pub health: toolkit::Health,
 }
 
 /// An error response.
@@ -81,16 +84,44 @@ impl IntoResponse for HttpError {
     }
 }
 
-impl From<ApiError> for HttpError {
-    fn from(e: ApiError) -> Self {
-        let status = match e.code {
-            codes::INVALID_ENV | 6 | 7 => StatusCode::BAD_REQUEST,
-            codes::UNKNOWN_CONTAINER => StatusCode::NOT_FOUND,
-            codes::CHECK_FAILED => StatusCode::CONFLICT,
-            codes::TRY_AGAIN | codes::IPAM_EXHAUSTED => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+impl From<EndpointError> for HttpError {
+    fn from(e: EndpointError) -> Self {
+        let (status, code) = match &e {
+            EndpointError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, codes::INVALID_ENV),
+            EndpointError::UnknownEndpoint(_) => (StatusCode::NOT_FOUND, codes::UNKNOWN_CONTAINER),
+            EndpointError::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, codes::IPAM_EXHAUSTED),
+            EndpointError::Link(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::LINK),
+            EndpointError::Identity(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::IDENTITY),
+            EndpointError::Datapath(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::DATAPATH),
+            EndpointError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, codes::IO),
+            EndpointError::CheckFailed(_) => (StatusCode::CONFLICT, codes::CHECK_FAILED),
         };
-        HttpError(status, e)
+        HttpError(
+            status,
+            ApiError {
+                code,
+                message: e.to_string(),
+            },
+        )
+    }
+}
+
+/// The response to an ADD of `ep`.
+pub fn add_response(ep: &EndpointState, router_ip: std::net::Ipv4Addr) -> CniAddResponse {
+    CniAddResponse {
+        endpoint_id: ep.id,
+        host_ifname: ep.host_ifname.clone(),
+        host_mac: format_mac(&ep.host_mac),
+        ifname: ep.ifname.clone(),
+        mac: format_mac(&ep.container_mac),
+        ipv4: ep.ipv4.to_string(),
+        prefix_len: 32,
+        gateway: router_ip.to_string(),
+        routes: vec![agentclient::RouteModel {
+            dst: "0.0.0.0/0".to_string(),
+            gw: Some(router_ip.to_string()),
+        }],
+        mtu: ep.mtu,
     }
 }
 
@@ -99,7 +130,7 @@ fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, HttpError> {
         HttpError(
             StatusCode::BAD_REQUEST,
             ApiError {
-                code: 6,
+                code: codes::DECODE,
                 message: format!("invalid request body: {}", e.body_text()),
             },
         )
@@ -113,71 +144,89 @@ fn internal(message: String) -> HttpError {
     )
 }
 
-type S<P> = State<Arc<ApiState<P>>>;
+type S = State<Arc<ApiState>>;
 type R<T> = Result<Json<T>, HttpError>;
 
-async fn healthz<P: Plumbing>(State(s): S<P>) -> Json<Health> {
+async fn healthz(State(s): S) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         node: s.node_name.clone(),
     })
 }
 
-async fn cni_add<P: Plumbing>(
-    State(s): S<P>,
+async fn cni_add(
+    State(s): S,
     req: Result<Json<CniAddRequest>, JsonRejection>,
 ) -> R<CniAddResponse> {
     let req = body(req)?;
-    Ok(Json(s.endpoints.add(&req).await?))
+    let ep = s
+        .endpoints
+        .add(&AddRequest {
+            container_id: req.container_id,
+            netns: req.netns,
+            ifname: req.ifname,
+            pod_namespace: req.pod_namespace,
+            pod_name: req.pod_name,
+            pod_uid: req.pod_uid,
+            mtu: req.mtu,
+        })
+        .await?;
+    Ok(Json(add_response(&ep, s.router_ip)))
 }
 
-async fn cni_del<P: Plumbing>(
-    State(s): S<P>,
+async fn cni_del(
+    State(s): S,
     req: Result<Json<CniDelRequest>, JsonRejection>,
 ) -> Result<StatusCode, HttpError> {
     let req = body(req)?;
-    s.endpoints.del(&req).await?;
+    s.endpoints.del(&req.container_id, &req.ifname).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn cni_check<P: Plumbing>(
-    State(s): S<P>,
+async fn cni_check(
+    State(s): S,
     req: Result<Json<CniCheckRequest>, JsonRejection>,
 ) -> Result<StatusCode, HttpError> {
     let req = body(req)?;
-    s.endpoints.check(&req).await?;
+    s.endpoints.check(&req.container_id, &req.ifname).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn cni_gc<P: Plumbing>(
-    State(s): S<P>,
-    req: Result<Json<CniGcRequest>, JsonRejection>,
-) -> R<CniGcResponse> {
+async fn cni_gc(State(s): S, req: Result<Json<CniGcRequest>, JsonRejection>) -> R<CniGcResponse> {
     let req = body(req)?;
-    let removed = s.endpoints.gc(&req.valid).await?;
+    let valid: Vec<(String, String)> = req
+        .valid
+        .into_iter()
+        .map(|a| (a.container_id, a.ifname))
+        .collect();
+    let removed = s.endpoints.gc(&valid).await?;
     Ok(Json(CniGcResponse { removed }))
 }
 
-async fn status_handler<P: Plumbing>(State(s): S<P>) -> Json<StatusResponse> {
+async fn status_handler(State(s): S) -> Json<StatusResponse> {
     let snap = s.endpoints.subscribe().borrow().clone();
     let inputs = s.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Json(status::render(&s.config, &snap, &inputs))
+    Json(status::render(
+        &s.config,
+        &snap,
+        &inputs,
+        &s.health.snapshot(),
+    ))
 }
 
-async fn config_handler<P: Plumbing>(State(s): S<P>) -> Json<BTreeMap<String, String>> {
+async fn config_handler(State(s): S) -> Json<BTreeMap<String, String>> {
     Json(s.config.effective.clone())
 }
 
-async fn endpoint_list<P: Plumbing>(State(s): S<P>) -> Json<Vec<EndpointModel>> {
+async fn endpoint_list(State(s): S) -> Json<Vec<EndpointModel>> {
     let snap = s.endpoints.subscribe().borrow().clone();
     Json(snap.endpoints.iter().map(|e| e.model()).collect())
 }
 
 /// The rows of `cilium-dbg ip list`.
-pub fn ip_entries(table: &IpcacheTable) -> Vec<IpEntry> {
-    table
-        .iter()
-        .map(|(prefix, row)| {
+pub fn ip_entries<'a>(rows: impl IntoIterator<Item = &'a IpcacheRow>) -> Vec<IpEntry> {
+    rows.into_iter()
+        .map(|row| {
             let labels = if row.labels.is_empty() {
                 identity::Labels::reserved(row.identity)
                     .map(|l| l.to_strings())
@@ -186,7 +235,7 @@ pub fn ip_entries(table: &IpcacheTable) -> Vec<IpEntry> {
                 row.labels.clone()
             };
             IpEntry {
-                prefix: prefix.to_string(),
+                prefix: row.prefix.to_string(),
                 identity: row.identity,
                 labels,
                 source: row.source.as_str().to_string(),
@@ -196,18 +245,18 @@ pub fn ip_entries(table: &IpcacheTable) -> Vec<IpEntry> {
         .collect()
 }
 
-async fn ip_list<P: Plumbing>(State(s): S<P>) -> Json<Vec<IpEntry>> {
-    let table = s.ipcache.borrow().clone();
-    Json(ip_entries(&table))
+async fn ip_list(State(s): S) -> Json<Vec<IpEntry>> {
+    let rows = s.ipcache.rows();
+    Json(ip_entries(rows.iter().map(|(r, _, _)| &**r)))
 }
 
 /// A `cilium_ipcache_v2` row as `cilium-dbg bpf ipcache list` prints it:
 /// `tunnelendpoint=0.0.0.0 flags=<none>` without a tunnel endpoint,
 /// `tunnelendpoint=<node ip> flags=hastunnel` with one.
-pub fn ipcache_map_entry(prefix: ipnet::Ipv4Net, e: &datapath::IpcacheEntry) -> IpcacheMapEntry {
+pub fn ipcache_map_entry(prefix: ipnet::Ipv4Net, e: &IpcacheEntry) -> IpcacheMapEntry {
     IpcacheMapEntry {
         prefix: prefix.to_string(),
-        identity: e.sec_identity,
+        identity: e.identity,
         encrypt_key: e.encrypt_key,
         tunnel_endpoint: e
             .tunnel_endpoint
@@ -221,43 +270,49 @@ pub fn ipcache_map_entry(prefix: ipnet::Ipv4Net, e: &datapath::IpcacheEntry) -> 
     }
 }
 
-async fn map_ipcache<P: Plumbing>(State(s): S<P>) -> R<Vec<IpcacheMapEntry>> {
-    let rows = s.maps.ipcache_dump().map_err(internal)?;
+async fn map_ipcache(State(s): S) -> R<Vec<IpcacheMapEntry>> {
+    let rows = s
+        .dataplane
+        .ipcache_entries()
+        .map_err(|e| internal(e.to_string()))?;
     Ok(Json(
         rows.iter().map(|(p, e)| ipcache_map_entry(*p, e)).collect(),
     ))
 }
 
-async fn map_endpoint<P: Plumbing>(State(s): S<P>) -> R<Vec<LxcMapEntry>> {
-    let rows = s.maps.lxc_dump().map_err(internal)?;
+async fn map_endpoint(State(s): S) -> R<Vec<LxcMapEntry>> {
+    let rows = s
+        .dataplane
+        .lxc_entries()
+        .map_err(|e| internal(e.to_string()))?;
     Ok(Json(
         rows.into_iter()
-            .map(|(ip, e)| LxcMapEntry {
-                ip: ip.to_string(),
-                id: e.lxc_id,
+            .map(|e| LxcMapEntry {
+                ip: e.ip.to_string(),
+                id: e.endpoint_id,
                 ifindex: e.ifindex,
-                flags: e.flags,
+                flags: 0,
                 mac: format_mac(&e.mac),
                 node_mac: format_mac(&e.node_mac),
-                sec_id: e.sec_id,
+                sec_id: e.identity,
             })
             .collect(),
     ))
 }
 
-async fn map_metrics<P: Plumbing>(State(s): S<P>) -> R<Vec<MetricsMapEntry>> {
-    let rows = s.maps.metrics_dump().map_err(internal)?;
+async fn map_metrics(State(s): S) -> R<Vec<MetricsMapEntry>> {
+    let rows = s.dataplane.metrics().map_err(|e| internal(e.to_string()))?;
     Ok(Json(
         rows.into_iter()
-            .map(|(k, v)| MetricsMapEntry {
-                reason: if k.reason == 0 {
+            .map(|m| MetricsMapEntry {
+                reason: if m.reason == 0 {
                     "FORWARDED".into()
                 } else {
-                    reason_name(k.reason)
+                    reason_name(m.reason)
                 },
-                direction: direction_name(k.dir).into(),
-                packets: v.count,
-                bytes: v.bytes,
+                direction: direction_name(m.direction).into(),
+                packets: m.packets,
+                bytes: m.bytes,
             })
             .collect(),
     ))
@@ -274,20 +329,20 @@ async fn not_found() -> HttpError {
 }
 
 /// The REST router.
-pub fn router<P: Plumbing>(state: Arc<ApiState<P>>) -> Router {
+pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
-        .route("/v1/healthz", get(healthz::<P>))
-        .route("/v1/cni/add", post(cni_add::<P>))
-        .route("/v1/cni/del", post(cni_del::<P>))
-        .route("/v1/cni/check", post(cni_check::<P>))
-        .route("/v1/cni/gc", post(cni_gc::<P>))
-        .route("/v1/status", get(status_handler::<P>))
-        .route("/v1/config", get(config_handler::<P>))
-        .route("/v1/endpoint", get(endpoint_list::<P>))
-        .route("/v1/ip", get(ip_list::<P>))
-        .route("/v1/map/ipcache", get(map_ipcache::<P>))
-        .route("/v1/map/endpoint", get(map_endpoint::<P>))
-        .route("/v1/map/metrics", get(map_metrics::<P>))
+        .route("/v1/healthz", get(healthz))
+        .route("/v1/cni/add", post(cni_add))
+        .route("/v1/cni/del", post(cni_del))
+        .route("/v1/cni/check", post(cni_check))
+        .route("/v1/cni/gc", post(cni_gc))
+        .route("/v1/status", get(status_handler))
+        .route("/v1/config", get(config_handler))
+        .route("/v1/endpoint", get(endpoint_list))
+        .route("/v1/ip", get(ip_list))
+        .route("/v1/map/ipcache", get(map_ipcache))
+        .route("/v1/map/endpoint", get(map_endpoint))
+        .route("/v1/map/metrics", get(map_metrics))
         .fallback(not_found)
         .with_state(state)
 }
@@ -311,18 +366,18 @@ pub async fn serve_unix(listener: tokio::net::UnixListener, router: Router) -> s
     axum::serve(listener, router).await
 }
 
-/// Serve `/metrics` on `addr`; `snapshot` is called on every scrape.
+/// Serve `/metrics` on `addr`; `scrape` renders the text on every scrape.
 pub async fn serve_metrics(
     addr: SocketAddr,
-    snapshot: Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>,
+    scrape: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new().route(
         "/metrics",
         get(move || {
-            let snapshot = snapshot.clone();
+            let scrape = scrape.clone();
             async move {
-                let text = crate::metrics::render(&snapshot());
+                let text = scrape();
                 (
                     [(
                         header::CONTENT_TYPE,
@@ -341,24 +396,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_statuses() {
-        let e = |code| {
-            HttpError::from(ApiError {
-                code,
-                message: String::new(),
-            })
-            .0
+    fn error_statuses_and_codes() {
+        let e = |err: EndpointError| {
+            let HttpError(status, api) = HttpError::from(err);
+            (status, api.code, api.message)
         };
-        assert_eq!(e(codes::INVALID_ENV), StatusCode::BAD_REQUEST);
-        assert_eq!(e(codes::UNKNOWN_CONTAINER), StatusCode::NOT_FOUND);
-        assert_eq!(e(codes::IPAM_EXHAUSTED), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(e(codes::LINK), StatusCode::INTERNAL_SERVER_ERROR);
+        let m = || "why".to_string();
+        assert_eq!(
+            e(EndpointError::InvalidRequest(m())),
+            (StatusCode::BAD_REQUEST, codes::INVALID_ENV, m())
+        );
+        assert_eq!(
+            e(EndpointError::UnknownEndpoint(m())).0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            e(EndpointError::Exhausted(m())),
+            (StatusCode::SERVICE_UNAVAILABLE, codes::IPAM_EXHAUSTED, m())
+        );
+        assert_eq!(
+            e(EndpointError::Link(m())),
+            (StatusCode::INTERNAL_SERVER_ERROR, codes::LINK, m())
+        );
+        assert_eq!(e(EndpointError::Datapath(m())).1, codes::DATAPATH);
+        assert_eq!(e(EndpointError::CheckFailed(m())).0, StatusCode::CONFLICT);
     }
 
     #[test]
     fn ipcache_rows_in_upstream_format() {
-        let e = |t: Option<&str>| datapath::IpcacheEntry {
-            sec_identity: 2,
+        let e = |t: Option<&str>| IpcacheEntry {
+            identity: 2,
             tunnel_endpoint: t.map(|t| t.parse().unwrap()),
             encrypt_key: 0,
         };
@@ -374,27 +441,24 @@ mod tests {
 
     #[test]
     fn ip_list_host_is_the_tunnel_endpoint() {
-        let row = |host: Option<&str>, tep: Option<&str>| crate::ipcache::IpcacheRow {
+        let row = |prefix: &str, host: Option<&str>, tep: Option<&str>| IpcacheRow {
+            prefix: prefix.parse().unwrap(),
             identity: 2,
             source: crate::ipcache::Source::NodeResource,
             host_ip: host.map(|h| h.parse().unwrap()),
             tunnel_endpoint: tep.map(|t| t.parse().unwrap()),
             labels: vec![],
         };
-        let table: IpcacheTable = [
-            (
-                "172.20.1.0/24".parse().unwrap(),
-                row(Some("192.168.10.101"), Some("192.168.10.101")),
+        let rows = [
+            row("0.0.0.0/0", None, None),
+            row(
+                "172.20.1.0/24",
+                Some("192.168.10.101"),
+                Some("192.168.10.101"),
             ),
-            (
-                "172.20.9.0/24".parse().unwrap(),
-                row(None, Some("192.168.10.109")),
-            ),
-            ("0.0.0.0/0".parse().unwrap(), row(None, None)),
-        ]
-        .into();
-        let hosts: Vec<Option<String>> =
-            ip_entries(&table).into_iter().map(|e| e.host_ip).collect();
+            row("172.20.9.0/24", None, Some("192.168.10.109")),
+        ];
+        let hosts: Vec<Option<String>> = ip_entries(&rows).into_iter().map(|e| e.host_ip).collect();
         assert_eq!(
             hosts,
             vec![

@@ -1,54 +1,47 @@
-//! Wiring and lifecycle of the agent.
+//! The agent's staged start-up and lifecycle.
 //!
 //! ```text
-//! start: config ok -> store -> state dir -> Node (InternalIP) -> CiliumNode
-//!        -> pod CIDR (Node or operator) -> IPAM (restore, router, health)
-//!        -> CiliumNode addresses -> sysctls -> cilium_host/cilium_net
-//!        -> tunnel device (tunnel mode: created; native: removed)
-//!        -> Datapath::load -> local pod CIDR route -> restore endpoints
-//!        -> tasks -> CNI config written (ready)
-//!
-//! tasks (owned, aborted on drop; the agent exits if one dies, a restart
-//! is lossless):
-//!   cluster controller  CiliumNode + CiliumEndpoint reflectors, endpoint
-//!                       snapshots, 30 s tick -> ipcache::compute ->
-//!                       ipcache map; routes::node_routes -> kernel
-//!   rest api            axum on the unix socket
-//!   metrics             axum on prometheus-serve-addr
-//!   store probe         status of the KVStore line
+//! store ─▶ local state ─▶ Node (InternalIP) + CiliumNode ─▶ pod CIDR
+//!       ─▶ IPAM (restore, router, health) ─▶ host devices + sysctls
+//!       ─▶ tunnel device (tunnel mode: created; native: removed)
+//!       ─▶ datapath loaded ─▶ kernel reconcilers ─▶ this node's pod CIDR route
+//!       ─▶ endpoint manager ─▶ cluster controller ─▶ endpoints restored
+//!       ─▶ REST API, metrics, kvstore probe ─▶ CNI config written (ready)
 //! ```
 //!
-//! Switching routing modes is a restart with the other config: the tunnel
-//! device is created or removed before the datapath loads (which attaches
-//! or detaches the overlay program), and the cluster controller rewrites
-//! the ipcache entries (tunnel endpoints) and replaces or removes the old
-//! mode's node routes. Existing pods keep the route MTU they were created
+//! Each stage is a function; the tasks they start are listed in
+//! [`crate::tasks`]. Switching routing modes is a restart with the other
+//! config: the tunnel device is created or pruned before the datapath
+//! loads (which attaches or detaches the overlay program), the restored
+//! endpoints are re-attached, and the cluster controller rewrites the
+//! ipcache entries (tunnel endpoints) and the old mode's node routes are
+//! replaced or pruned. Existing pods keep the route MTU they were created
 //! with.
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use api::cilium::endpoint::CiliumEndpoint;
-use api::cilium::node::CiliumNode;
-use futures::StreamExt;
+use ipnet::Ipv4Net;
+use reconciler::ReconcilerMetrics;
 use store::Store;
-use tokio::sync::watch;
+use toolkit::{Health, retry};
 
-use crate::api::{ApiState, MapReader};
-use crate::cni::{EndpointSnapshot, Endpoints, EndpointsCfg, IpPool};
-use crate::config::{AgentConfig, IpamMode, Tunnel, TunnelProtocol};
-use crate::ipcache::{self, IpcacheTable, LocalEndpoint, LocalNode};
+use crate::cluster::StoreIdentities;
+use crate::config::{AgentConfig, IpamMode, TunnelProtocol};
+use crate::endpoint::EndpointState;
+use crate::endpoints::{EndpointManager, EndpointsCfg, IpPool};
+use crate::ipcache::LocalNode;
+use crate::kernel::{Kernel, LoadConfig, set_sysctl, setup_host_devices};
 use crate::metrics::MetricsSnapshot;
 use crate::node::{self, CiliumNodeIntent};
-use crate::plumbing::{RealPlumbing, sys};
-use crate::routes::{self, LocalAddr, NodeRouting, OwnNode};
-use crate::state::StateDir;
+use crate::routes::{self, NodeRouting, OwnNode, RouteOwnership};
+use crate::state::{IpamState, StateDir};
 use crate::status::StatusInputs;
-use toolkit::{Cache, OwnedTask, retry};
+use crate::tables::{NodeRow, RouteOwner, Tables, TunnelKind, TunnelRow};
+use crate::tasks::{ClusterInputs, Manager, Tasks};
 
 /// Process-level settings (command-line flags).
 #[derive(Debug, Clone)]
@@ -67,14 +60,206 @@ pub struct Settings {
     pub native_device: String,
 }
 
-/// The CNI network configuration list the agent writes when ready.
-pub fn cni_conflist(socket: &std::path::Path) -> String {
-    let v = serde_json::json!({
-        "cniVersion": "1.1.0",
-        "name": "cilium",
-        "plugins": [{"type": "cilium-cni", "socket-path": socket.to_string_lossy()}],
+/// How long start-up waits for a device or route to be applied.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This node's place in the cluster, once its pod CIDR is known.
+struct NodeFacts {
+    node_ip: Ipv4Addr,
+    cidrs: Vec<Ipv4Net>,
+    intent: CiliumNodeIntent,
+}
+
+/// The node's address pool and its reserved addresses.
+struct Ipam {
+    pool: Box<dyn IpPool>,
+    router_ip: Ipv4Addr,
+    health_ip: Ipv4Addr,
+}
+
+/// Run the agent until SIGTERM/SIGINT.
+pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    if cfg.enable_ipv4_masquerade {
+        tracing::warn!(
+            "enable-ipv4-masquerade: true has no effect yet (masquerading is not implemented); pod traffic leaves unmasqueraded"
+        );
+    }
+    let health = Health::new();
+    let metrics = ReconcilerMetrics::new();
+    let tables = Tables::default();
+    let mut tasks = Tasks::new(health.clone(), metrics.clone());
+
+    let store = retry("connecting to etcd", || Store::etcd(&settings.etcd)).await;
+    tracing::info!(endpoints = ?settings.etcd, "connected to the store");
+    let state = StateDir::new(&settings.state_dir);
+    let (saved_ipam, saved_endpoints) = load_local_state(&state)?;
+
+    tasks.cilium_node_sync(&tables, &store);
+    let node = node_stage(&store, &settings.node_name, &cfg, &tables).await;
+    let ipam = ipam_stage(&node.cidrs, &saved_ipam, &state)?;
+    tables.node.insert(NodeRow {
+        name: settings.node_name.clone(),
+        intent: CiliumNodeIntent {
+            router_ip: Some(ipam.router_ip),
+            health_ip: Some(ipam.health_ip),
+            ..node.intent.clone()
+        },
     });
-    serde_json::to_string_pretty(&v).expect("JSON") + "\n"
+    tracing::info!(router_ip = %ipam.router_ip, health_ip = %ipam.health_ip, "router and health IPs");
+
+    let mtu = host_stage(&settings.native_device, &cfg, ipam.router_ip).await?;
+    let tunnel = tunnel_stage(&cfg, &tables, &mut tasks).await?;
+    let kernel = Kernel::load(&LoadConfig {
+        bpf_dir: settings.bpf_root.clone(),
+        router_ip: ipam.router_ip,
+        node_ip: node.node_ip,
+        native_devices: vec![settings.native_device.clone()],
+        cluster_id: cfg.cluster_id,
+        tunnel,
+    })
+    .context("loading the datapath")?;
+    tasks.kernel_sync(
+        &tables,
+        &kernel,
+        RouteOwnership {
+            router_ip: ipam.router_ip,
+            native_cidr: cfg.ipv4_native_routing_cidr,
+        },
+    );
+    tasks.cilium_endpoint_sync(&tables, &store, node.node_ip);
+    pod_cidr_routes(&tables, &node.cidrs, ipam.router_ip).await?;
+
+    let routing = node_routing(&cfg, mtu);
+    let kernel = Arc::new(kernel);
+    let endpoints = Arc::new(EndpointManager::new(
+        kernel.clone(),
+        StoreIdentities::new(store.clone(), cfg.cluster_name.clone()),
+        tables.clone(),
+        EndpointsCfg {
+            router_ip: ipam.router_ip,
+            mtu,
+            route_mtu: match routing {
+                NodeRouting::Tunnel { mtu } => mtu,
+                NodeRouting::Direct | NodeRouting::Network => 0,
+            },
+            endpoint_routes: cfg.enable_endpoint_routes,
+            apply_timeout: APPLY_TIMEOUT,
+        },
+        state,
+        ipam.pool,
+    ));
+    tasks.cluster_controller(ClusterInputs {
+        store: store.clone(),
+        local: LocalNode {
+            name: settings.node_name.clone(),
+            internal_ip: Some(node.node_ip),
+            router_ip: Some(ipam.router_ip),
+            health_ip: Some(ipam.health_ip),
+            other_ips: Vec::new(),
+        },
+        own: OwnNode {
+            name: settings.node_name.clone(),
+            internal_ip: Some(node.node_ip),
+            router_ip: ipam.router_ip,
+            pod_cidrs: node.cidrs.clone(),
+        },
+        routing,
+        endpoints: endpoints.subscribe(),
+        tables: tables.clone(),
+    });
+    endpoints.restore(saved_endpoints).await;
+
+    serve_stage(
+        &mut tasks,
+        &settings,
+        &cfg,
+        &store,
+        ServeInputs {
+            router_ip: ipam.router_ip,
+            endpoints,
+            kernel,
+            tables,
+            metrics,
+        },
+    );
+    tracing::info!(node = %settings.node_name, "agent ready");
+    wait_for_signal().await
+}
+
+/// The IPAM allocations and endpoints of the previous run.
+fn load_local_state(state: &StateDir) -> anyhow::Result<(IpamState, Vec<EndpointState>)> {
+    let saved_ipam = state.load_ipam().context("reading IPAM state")?;
+    let (saved, bad) = state.load_endpoints().context("reading endpoint state")?;
+    for e in bad {
+        tracing::error!(error = %e, "skipping unreadable endpoint state");
+    }
+    tracing::info!(
+        endpoints = saved.len(),
+        allocations = saved_ipam.allocations.len(),
+        "local state loaded"
+    );
+    Ok((saved_ipam, saved))
+}
+
+/// Wait for the Node, publish the CiliumNode, and wait for the pod CIDR
+/// (from the Node, or from the operator through the CiliumNode).
+async fn node_stage(store: &Store, name: &str, cfg: &AgentConfig, tables: &Tables) -> NodeFacts {
+    let (_node, node_ip) = node::wait_for_node(store, name).await;
+    tracing::info!(node = %name, internal_ip = %node_ip, "node found");
+    let mut intent = CiliumNodeIntent {
+        internal_ip: node_ip,
+        router_ip: None,
+        health_ip: None,
+        pod_cidrs: None,
+    };
+    let row = |intent: &CiliumNodeIntent| NodeRow {
+        name: name.to_string(),
+        intent: intent.clone(),
+    };
+    let cidrs = match cfg.ipam {
+        IpamMode::Kubernetes => {
+            let c = node::wait_for_pod_cidrs(store, name, cfg.ipam, cfg.k8s_require_ipv4_pod_cidr)
+                .await;
+            intent.pod_cidrs = Some(c.clone());
+            tables.node.insert(row(&intent));
+            c
+        }
+        IpamMode::ClusterPool => {
+            tables.node.insert(row(&intent));
+            node::wait_for_pod_cidrs(store, name, cfg.ipam, false).await
+        }
+    };
+    tracing::info!(pod_cidrs = ?cidrs, ipam = cfg.ipam.as_str(), "pod CIDR known");
+    NodeFacts {
+        node_ip,
+        cidrs,
+        intent,
+    }
+}
+
+/// The node's pool with the previous run's allocations, and the router
+/// and health addresses (kept from the previous run when possible).
+fn ipam_stage(cidrs: &[Ipv4Net], saved: &IpamState, state: &StateDir) -> anyhow::Result<Ipam> {
+    let mut pool: Box<dyn IpPool> = Box::new(ipam::NodeIpAllocator::new(cidrs));
+    for (ip, owner) in &saved.allocations {
+        if let Err(e) = pool.allocate(*ip, owner) {
+            tracing::warn!(%ip, owner, error = %e, "dropping persisted allocation");
+        }
+    }
+    let router_ip = reserved_ip(pool.as_mut(), "router")?;
+    let health_ip = reserved_ip(pool.as_mut(), "health")?;
+    state
+        .save_ipam(&IpamState {
+            cidrs: pool.cidrs(),
+            allocations: pool.allocated(),
+        })
+        .context("saving IPAM state")?;
+    Ok(Ipam {
+        pool,
+        router_ip,
+        health_ip,
+    })
 }
 
 /// Keep the router/health address from the previous run, or take the
@@ -87,15 +272,84 @@ fn reserved_ip(pool: &mut dyn IpPool, owner: &str) -> anyhow::Result<Ipv4Addr> {
         .map_err(|e| anyhow::anyhow!("allocating the {owner} IP: {e}"))
 }
 
-/// The datapath's view of the configured tunnel.
-fn datapath_tunnel(t: Tunnel) -> datapath::TunnelConfig {
-    datapath::TunnelConfig {
-        protocol: match t.protocol {
-            TunnelProtocol::Vxlan => datapath::TunnelProtocol::Vxlan,
-            TunnelProtocol::Geneve => datapath::TunnelProtocol::Geneve,
+/// Sysctls and `cilium_host`/`cilium_net`; returns the device MTU.
+async fn host_stage(device: &str, cfg: &AgentConfig, router_ip: Ipv4Addr) -> anyhow::Result<u32> {
+    set_sysctl("net.ipv4.ip_forward", "1");
+    set_sysctl("net.ipv4.conf.all.rp_filter", "0");
+    set_sysctl(&format!("net.ipv4.conf.{device}.rp_filter"), "0");
+    let mtu = if cfg.mtu != 0 {
+        cfg.mtu
+    } else {
+        crate::sys::device_mtu(device).unwrap_or_else(|| {
+            tracing::warn!(%device, "cannot read the device MTU; using 1500");
+            1500
+        })
+    };
+    setup_host_devices(router_ip, mtu)
+        .await
+        .context("setting up cilium_host/cilium_net")?;
+    set_sysctl("net.ipv4.conf.cilium_host.rp_filter", "0");
+    set_sysctl("net.ipv4.conf.cilium_net.rp_filter", "0");
+    Ok(mtu)
+}
+
+/// The tunnel device of `cfg` (every other one is pruned), ready before
+/// the datapath loads.
+async fn tunnel_stage(
+    cfg: &AgentConfig,
+    tables: &Tables,
+    tasks: &mut Tasks,
+) -> anyhow::Result<Option<TunnelRow>> {
+    let row = cfg.tunnel().map(|t| TunnelRow {
+        kind: match t.protocol {
+            TunnelProtocol::Vxlan => TunnelKind::Vxlan,
+            TunnelProtocol::Geneve => TunnelKind::Geneve,
         },
         port: t.port,
+    });
+    let init = tables.tunnels.register_initializer("start-up");
+    tasks.tunnel_device_sync(tables);
+    if let Some(row) = row {
+        tables.tunnels.insert(row);
+        tables
+            .tunnels
+            .wait_row(&row.kind.device(), |r| *r == row, APPLY_TIMEOUT)
+            .await
+            .with_context(|| {
+                format!(
+                    "setting up the tunnel device (tunnel-protocol: {}, tunnel-port: {})",
+                    row.kind.device().trim_start_matches("cilium_"),
+                    row.port
+                )
+            })?;
     }
+    init.done();
+    Ok(row)
+}
+
+/// The route of each of this node's pod CIDRs via `cilium_host`.
+async fn pod_cidr_routes(
+    tables: &Tables,
+    cidrs: &[Ipv4Net],
+    router_ip: Ipv4Addr,
+) -> anyhow::Result<()> {
+    let init = tables.routes.register_initializer("start-up");
+    let rows: Vec<_> = cidrs
+        .iter()
+        .map(|c| routes::cilium_host_route(*c, router_ip, 0, RouteOwner::PodCidr))
+        .collect();
+    tables
+        .routes
+        .sync(|r| r.owner == RouteOwner::PodCidr, rows.clone());
+    for r in &rows {
+        tables
+            .routes
+            .wait_row(&r.dst, |x| x == r, APPLY_TIMEOUT)
+            .await
+            .with_context(|| format!("installing the local pod CIDR route {}", r.dst))?;
+    }
+    init.done();
+    Ok(())
 }
 
 /// How the cluster controller routes other nodes' pod CIDRs; `mtu` is
@@ -110,464 +364,77 @@ fn node_routing(cfg: &AgentConfig, mtu: u32) -> NodeRouting {
     }
 }
 
-/// The tunnel device for `cfg` (created, or every one removed in native
-/// mode), before the datapath loads.
-async fn setup_tunnel(cfg: &AgentConfig) -> anyhow::Result<Option<datapath::TunnelConfig>> {
-    let Some(t) = cfg.tunnel() else {
-        datapath::net::delete_tunnel_devices()
-            .await
-            .context("removing tunnel devices (native routing)")?;
-        return Ok(None);
-    };
-    let dp = datapath_tunnel(t);
-    let ifindex = datapath::net::setup_tunnel_device(dp.protocol, dp.port)
-        .await
-        .with_context(|| {
-            format!(
-                "setting up the tunnel device (tunnel-protocol: {}, tunnel-port: {})",
-                t.protocol.as_str(),
-                t.port
-            )
-        })?;
-    tracing::info!(
-        protocol = t.protocol.as_str(),
-        port = t.port,
-        ifindex,
-        "tunnel device ready"
-    );
-    Ok(Some(dp))
+/// What the serving stage hands out.
+struct ServeInputs {
+    router_ip: Ipv4Addr,
+    endpoints: Arc<Manager>,
+    kernel: Arc<Kernel>,
+    tables: Tables,
+    metrics: ReconcilerMetrics,
 }
 
-fn set_sysctl(key: &str, value: &str) {
-    match datapath::net::sysctl_set(key, value) {
-        Ok(()) => tracing::debug!(key, value, "sysctl set"),
-        Err(e) => tracing::warn!(key, value, error = %e, "sysctl failed"),
-    }
-}
-
-/// Run the agent until SIGTERM/SIGINT or until an owned task dies.
-pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
-    let cfg = Arc::new(cfg);
-    let name = settings.node_name.clone();
-    if cfg.enable_ipv4_masquerade {
-        tracing::warn!(
-            "enable-ipv4-masquerade: true has no effect yet (masquerading is not implemented); pod traffic leaves unmasqueraded"
-        );
-    }
-
-    let store = retry("connecting to etcd", || Store::etcd(&settings.etcd)).await;
-    tracing::info!(endpoints = ?settings.etcd, "connected to the store");
-
-    let state = StateDir::new(&settings.state_dir);
-    let saved_ipam = state.load_ipam().context("reading IPAM state")?;
-    let (saved_eps, bad) = state.load_endpoints().context("reading endpoint state")?;
-    for e in bad {
-        tracing::error!(error = %e, "skipping unreadable endpoint state");
-    }
-    tracing::info!(
-        endpoints = saved_eps.len(),
-        allocations = saved_ipam.allocations.len(),
-        "local state loaded"
-    );
-
-    // Node and pod CIDR.
-    let (_node, node_ip) = node::wait_for_node(&store, &name).await;
-    tracing::info!(node = %name, internal_ip = %node_ip, "node found");
-    let mut intent = CiliumNodeIntent {
-        internal_ip: node_ip,
-        router_ip: None,
-        health_ip: None,
-        pod_cidrs: None,
-    };
-    let cidrs = match cfg.ipam {
-        IpamMode::Kubernetes => {
-            let c =
-                node::wait_for_pod_cidrs(&store, &name, cfg.ipam, cfg.k8s_require_ipv4_pod_cidr)
-                    .await;
-            intent.pod_cidrs = Some(c.clone());
-            retry("writing CiliumNode", || {
-                node::ensure_cilium_node(&store, &name, &intent)
-            })
-            .await;
-            c
-        }
-        IpamMode::ClusterPool => {
-            retry("writing CiliumNode", || {
-                node::ensure_cilium_node(&store, &name, &intent)
-            })
-            .await;
-            node::wait_for_pod_cidrs(&store, &name, cfg.ipam, false).await
-        }
-    };
-    tracing::info!(pod_cidrs = ?cidrs, ipam = cfg.ipam.as_str(), "pod CIDR known");
-
-    // IPAM.
-    let mut pool: Box<dyn IpPool> = Box::new(ipam::NodeIpAllocator::new(&cidrs));
-    for (ip, owner) in &saved_ipam.allocations {
-        if let Err(e) = pool.allocate(*ip, owner) {
-            tracing::warn!(%ip, owner, error = %e, "dropping persisted allocation");
-        }
-    }
-    let router_ip = reserved_ip(pool.as_mut(), "router")?;
-    let health_ip = reserved_ip(pool.as_mut(), "health")?;
-    state
-        .save_ipam(&crate::state::IpamState {
-            cidrs: pool.cidrs(),
-            allocations: pool.allocated(),
-        })
-        .context("saving IPAM state")?;
-    intent.router_ip = Some(router_ip);
-    intent.health_ip = Some(health_ip);
-    retry("writing CiliumNode addresses", || {
-        node::ensure_cilium_node(&store, &name, &intent)
-    })
-    .await;
-    tracing::info!(%router_ip, %health_ip, "router and health IPs");
-
-    // Host networking and datapath.
-    set_sysctl("net.ipv4.ip_forward", "1");
-    set_sysctl("net.ipv4.conf.all.rp_filter", "0");
-    set_sysctl(
-        &format!("net.ipv4.conf.{}.rp_filter", settings.native_device),
-        "0",
-    );
-    let mtu = if cfg.mtu != 0 {
-        cfg.mtu
-    } else {
-        sys::device_mtu(&settings.native_device).unwrap_or_else(|| {
-            tracing::warn!(device = %settings.native_device, "cannot read the device MTU; using 1500");
-            1500
-        })
-    };
-    datapath::net::setup_host_devices(router_ip, mtu)
-        .await
-        .context("setting up cilium_host/cilium_net")?;
-    set_sysctl("net.ipv4.conf.cilium_host.rp_filter", "0");
-    set_sysctl("net.ipv4.conf.cilium_net.rp_filter", "0");
-    let tunnel = setup_tunnel(&cfg).await?;
-    let dp = datapath::Datapath::load(&datapath::DatapathConfig {
-        bpf_dir: settings.bpf_root.clone(),
-        router_ip,
-        node_ip,
-        native_devices: vec![settings.native_device.clone()],
-        cluster_id: cfg.cluster_id,
-        tunnel,
-    })
-    .context("loading the datapath")?;
-    let routing = node_routing(&cfg, mtu);
-    for c in &cidrs {
-        let r = routes::cilium_host_route(*c, router_ip, 0);
-        datapath::net::route_replace(&r)
-            .await
-            .with_context(|| format!("installing the local pod CIDR route {c}"))?;
-    }
-
-    // Endpoints.
-    let identities =
-        identity::Allocator::new(store.clone(), identity::MIN_GLOBAL, identity::MAX_GLOBAL);
-    let plumbing = Arc::new(RealPlumbing::new(
-        dp,
-        store.clone(),
-        identities,
-        cfg.cluster_name.clone(),
-        node_ip,
-    ));
-    let endpoints = Arc::new(Endpoints::new(
-        plumbing.clone(),
-        EndpointsCfg {
-            router_ip,
-            mtu,
-            route_mtu: match routing {
-                NodeRouting::Tunnel { mtu } => mtu,
-                NodeRouting::Direct | NodeRouting::Network => 0,
-            },
-            endpoint_routes: cfg.enable_endpoint_routes,
-        },
-        state.clone(),
-        pool,
-    ));
-    endpoints.restore(saved_eps).await;
-
-    // Tasks.
+/// The REST API, metrics, the kvstore probe, and the CNI configuration
+/// that says the agent is ready.
+fn serve_stage(
+    tasks: &mut Tasks,
+    settings: &Settings,
+    cfg: &Arc<AgentConfig>,
+    store: &Store,
+    s: ServeInputs,
+) {
     let status = Arc::new(Mutex::new(StatusInputs {
         kvstore_endpoints: settings.etcd.join(","),
         store_ok: true,
         store_error: None,
         cni_conf: None,
-        controllers: (0, 0),
         devices: vec![settings.native_device.clone()],
     }));
-    let (ipcache_tx, ipcache_rx) = watch::channel(IpcacheTable::new());
-    let local = LocalNode {
-        name: name.clone(),
-        internal_ip: Some(node_ip),
-        router_ip: Some(router_ip),
-        health_ip: Some(health_ip),
-        other_ips: Vec::new(),
-    };
-    let own = OwnNode {
-        name: name.clone(),
-        internal_ip: Some(node_ip),
-        router_ip,
-        pod_cidrs: cidrs.clone(),
-        native_cidr: cfg.ipv4_native_routing_cidr,
-    };
-    let mut tasks = vec![OwnedTask::spawn(
-        "cluster-controller",
-        cluster_controller(ClusterController {
-            store: store.clone(),
-            local,
-            own,
-            routing,
-            endpoints: endpoints.subscribe(),
-            maps: plumbing.clone(),
-            ipcache_tx,
-        }),
-    )];
-    let api_state = Arc::new(ApiState {
-        node_name: name.clone(),
+    let api = Arc::new(crate::api::ApiState {
+        node_name: settings.node_name.clone(),
         config: cfg.clone(),
-        endpoints: endpoints.clone(),
-        ipcache: ipcache_rx,
-        maps: plumbing.clone() as Arc<dyn MapReader>,
+        router_ip: s.router_ip,
+        endpoints: s.endpoints.clone(),
+        ipcache: s.tables.ipcache.clone(),
+        dataplane: s.kernel.clone(),
         status: status.clone(),
+        health: tasks.health().clone(),
     });
-    let listener = crate::api::bind_unix(&settings.socket_path)
-        .with_context(|| format!("binding {}", settings.socket_path.display()))?;
-    let router = crate::api::router(api_state);
-    tasks.push(OwnedTask::spawn("rest-api", async move {
-        if let Err(e) = crate::api::serve_unix(listener, router).await {
-            tracing::error!(error = %e, "REST API stopped");
-        }
-    }));
-    tracing::info!(socket = %settings.socket_path.display(), "REST API listening");
+    tasks.rest_api(settings.socket_path.clone(), api);
     if let Some(addr) = cfg.prometheus_serve_addr {
-        let eps = endpoints.subscribe();
-        let maps = plumbing.clone();
-        let snapshot = Arc::new(move || {
-            let mut s = MetricsSnapshot::from_endpoints(&eps.borrow());
-            s.datapath = maps.metrics_dump().unwrap_or_default();
-            s.rss_bytes = sys::rss_bytes();
-            s
-        });
-        tasks.push(OwnedTask::spawn("metrics", async move {
-            if let Err(e) = crate::api::serve_metrics(addr, snapshot).await {
-                tracing::error!(error = %e, %addr, "metrics server stopped");
-            }
-        }));
-        tracing::info!(%addr, "Prometheus metrics listening");
+        let snapshots = s.endpoints.subscribe();
+        let (kernel, metrics) = (s.kernel, s.metrics);
+        tasks.metrics_server(
+            addr,
+            Arc::new(move || {
+                use crate::dataplane::Dataplane as _;
+                let mut snap = MetricsSnapshot::from_endpoints(&snapshots.borrow());
+                snap.datapath = kernel.metrics().unwrap_or_default();
+                snap.rss_bytes = crate::sys::rss_bytes();
+                crate::metrics::render(&snap, &metrics)
+            }),
+        );
     }
-    tasks.push(OwnedTask::spawn(
-        "store-probe",
-        store_probe(store.clone(), name.clone(), status.clone()),
-    ));
-    status.lock().unwrap_or_else(|p| p.into_inner()).controllers = (tasks.len(), tasks.len());
-
-    // Ready.
+    tasks.kvstore_probe(store.clone(), settings.node_name.clone(), status.clone());
     if let Some(path) = &cfg.write_cni_conf_when_ready {
-        toolkit::write_atomic(path, cni_conflist(&settings.socket_path).as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-        status.lock().unwrap_or_else(|p| p.into_inner()).cni_conf =
-            Some(path.display().to_string());
-        tracing::info!(path = %path.display(), "CNI configuration written");
+        tasks.write_cni_file(path.clone(), settings.socket_path.clone(), status);
     }
-    tracing::info!(node = %name, "agent ready");
-
-    supervise(&tasks).await
 }
 
-/// Wait for a signal (clean exit) or for a task to end (error exit).
-async fn supervise(tasks: &[OwnedTask]) -> anyhow::Result<()> {
+/// Wait for SIGTERM or SIGINT (a clean exit: the datapath stays in place).
+async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut check = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: exiting, datapath left in place"); return Ok(()); }
-            _ = int.recv() => { tracing::info!("SIGINT: exiting, datapath left in place"); return Ok(()); }
-            _ = check.tick() => {
-                if let Some(t) = tasks.iter().find(|t| t.is_finished()) {
-                    anyhow::bail!("task {} ended unexpectedly", t.name());
-                }
-            }
-        }
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: exiting, datapath left in place"),
+        _ = int.recv() => tracing::info!("SIGINT: exiting, datapath left in place"),
     }
-}
-
-async fn store_probe(store: Store, name: String, status: Arc<Mutex<StatusInputs>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    loop {
-        tick.tick().await;
-        let r = store.get::<CiliumNode>(None, &name).await;
-        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
-        match r {
-            Ok(_) => {
-                s.store_ok = true;
-                s.store_error = None;
-            }
-            Err(e) => {
-                s.store_ok = false;
-                s.store_error = Some(e.to_string());
-            }
-        }
-    }
-}
-
-struct ClusterController {
-    store: Store,
-    local: LocalNode,
-    own: OwnNode,
-    routing: NodeRouting,
-    endpoints: watch::Receiver<EndpointSnapshot>,
-    maps: Arc<RealPlumbing>,
-    ipcache_tx: watch::Sender<IpcacheTable>,
-}
-
-/// Local addresses that are `reserved:host` beside InternalIP and router IP.
-fn other_host_ips(addrs: &[LocalAddr]) -> Vec<Ipv4Addr> {
-    addrs
-        .iter()
-        .map(|a| a.addr.addr())
-        .filter(|ip| !ip.is_loopback())
-        .collect()
-}
-
-/// The ipcache and node-route controller. Nothing is written before
-/// both reflectors delivered their first snapshot, so a restarted agent
-/// never removes a remote entry or route it has not yet seen again.
-async fn cluster_controller(mut c: ClusterController) {
-    let mut nodes_stream = c.store.reflect::<CiliumNode>(None);
-    let mut ceps_stream = c.store.reflect::<CiliumEndpoint>(None);
-    let mut nodes: Cache<CiliumNode> = Cache::default();
-    let mut ceps: Cache<CiliumEndpoint> = Cache::default();
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
-    let mut warned: BTreeSet<(String, Option<Ipv4Addr>)> = BTreeSet::new();
-    loop {
-        tokio::select! {
-            Some(ch) = nodes_stream.next() => { nodes.apply(ch); }
-            Some(ch) = ceps_stream.next() => { ceps.apply(ch); }
-            r = c.endpoints.changed() => if r.is_err() { return },
-            _ = tick.tick() => {}
-        }
-        if !(nodes.synced() && ceps.synced()) {
-            continue;
-        }
-        let addrs = sys::local_addrs();
-        c.local.other_ips = other_host_ips(&addrs);
-        let eps: Vec<LocalEndpoint> = c
-            .endpoints
-            .borrow()
-            .endpoints
-            .iter()
-            .map(|e| LocalEndpoint {
-                ip: e.ipv4,
-                identity: e.identity,
-                labels: e.labels.clone(),
-            })
-            .collect();
-        let node_list: Vec<CiliumNode> = nodes.values().cloned().collect();
-        let cep_list: Vec<CiliumEndpoint> = ceps.values().cloned().collect();
-        let tunnel = matches!(c.routing, NodeRouting::Tunnel { .. });
-        let desired = ipcache::compute(&c.local, &eps, &node_list, &cep_list, tunnel);
-        reconcile_ipcache(&c.maps, &desired);
-        c.ipcache_tx.send_replace(desired);
-
-        let plan = routes::node_routes(c.routing, &c.own, &node_list, &addrs);
-        let skipping = match c.routing {
-            NodeRouting::Tunnel { .. } => {
-                "tunnel: skipping peer, its pod CIDR is not routed through the tunnel"
-            }
-            NodeRouting::Direct | NodeRouting::Network => {
-                "auto-direct-node-routes: skipping peer, its pod CIDR is not routed directly"
-            }
-        };
-        for s in &plan.skipped {
-            if warned.insert((s.node.clone(), s.ip)) {
-                tracing::warn!(
-                    peer = %s.node,
-                    peer_ip = %s.ip.map(|i| i.to_string()).unwrap_or_default(),
-                    reason = s.reason,
-                    "{skipping}"
-                );
-            }
-        }
-        warned.retain(|w| plan.skipped.iter().any(|s| (s.node.clone(), s.ip) == *w));
-        reconcile_routes(&plan, &c.own).await;
-    }
-}
-
-fn reconcile_ipcache(maps: &RealPlumbing, desired: &IpcacheTable) {
-    let actual = match maps.ipcache_dump() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "ipcache: dump failed");
-            return;
-        }
-    };
-    let ops = ipcache::diff(desired, &actual);
-    for (prefix, entry) in &ops.upsert {
-        if let Err(e) = maps.with_datapath(|dp| dp.ipcache_upsert(*prefix, entry)) {
-            tracing::error!(%prefix, error = %e, "ipcache: upsert failed");
-        }
-    }
-    for prefix in &ops.delete {
-        if let Err(e) = maps.with_datapath(|dp| dp.ipcache_delete(*prefix)) {
-            tracing::error!(%prefix, error = %e, "ipcache: delete failed");
-        }
-    }
-    if !ops.upsert.is_empty() || !ops.delete.is_empty() {
-        tracing::debug!(
-            upserts = ops.upsert.len(),
-            deletes = ops.delete.len(),
-            "ipcache reconciled"
-        );
-    }
-}
-
-async fn reconcile_routes(plan: &routes::NodeRoutes, own: &OwnNode) {
-    let actual = match datapath::net::routes_with_proto(routes::PROTO_KERNEL).await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "routes: listing failed");
-            return;
-        }
-    };
-    let ops = routes::route_ops(plan, &actual, own);
-    for r in &ops.replace {
-        match datapath::net::route_replace(r).await {
-            Ok(()) => {
-                tracing::info!(dst = %r.dst, via = ?r.via, dev = %r.dev, mtu = r.mtu, "node route installed")
-            }
-            Err(e) => tracing::error!(dst = %r.dst, error = %e, "node route failed"),
-        }
-    }
-    for r in &ops.delete {
-        match datapath::net::route_delete(r).await {
-            Ok(()) => {
-                tracing::info!(dst = %r.dst, via = ?r.via, dev = %r.dev, "stale node route removed")
-            }
-            Err(e) => tracing::error!(dst = %r.dst, error = %e, "removing route failed"),
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn conflist() {
-        let s = cni_conflist(std::path::Path::new("/var/run/cilium/cilium.sock"));
-        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v["cniVersion"], "1.1.0");
-        assert_eq!(v["name"], "cilium");
-        assert_eq!(v["plugins"][0]["type"], "cilium-cni");
-        assert_eq!(
-            v["plugins"][0]["socket-path"],
-            "/var/run/cilium/cilium.sock"
-        );
-    }
 
     fn cfg(pairs: &[(&str, &str)]) -> AgentConfig {
         let m: std::collections::BTreeMap<String, String> = pairs
@@ -596,43 +463,6 @@ mod tests {
         assert_eq!(
             node_routing(&geneve, 9000),
             NodeRouting::Tunnel { mtu: 8950 }
-        );
-    }
-
-    #[test]
-    fn datapath_gets_the_resolved_tunnel() {
-        let t = |pairs: &[(&str, &str)]| datapath_tunnel(cfg(pairs).tunnel().unwrap());
-        assert_eq!(
-            t(&[("routing-mode", "tunnel")]),
-            datapath::TunnelConfig {
-                protocol: datapath::TunnelProtocol::Vxlan,
-                port: 8472
-            }
-        );
-        assert_eq!(
-            t(&[("routing-mode", "tunnel"), ("tunnel-protocol", "geneve")]),
-            datapath::TunnelConfig {
-                protocol: datapath::TunnelProtocol::Geneve,
-                port: 6081
-            }
-        );
-    }
-
-    #[test]
-    fn other_host_ips_skip_loopback() {
-        let addrs = vec![
-            LocalAddr {
-                ifname: "lo".into(),
-                addr: "127.0.0.1/8".parse().unwrap(),
-            },
-            LocalAddr {
-                ifname: "eth1".into(),
-                addr: "192.168.10.100/24".parse().unwrap(),
-            },
-        ];
-        assert_eq!(
-            other_host_ips(&addrs),
-            vec!["192.168.10.100".parse::<Ipv4Addr>().unwrap()]
         );
     }
 }

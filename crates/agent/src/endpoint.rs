@@ -1,7 +1,8 @@
 //! Endpoints: the persisted record of one pod attachment, and the pure
 //! functions around it (host interface naming, endpoint ID choice, the
-//! `CiliumEndpoint` object it publishes, the REST model). No I/O here; the
-//! CNI handlers in [`crate::cni`] drive the side effects.
+//! `CiliumEndpoint` object it publishes, its `cilium_lxc` row, the REST
+//! model). No I/O here; the endpoint manager ([`crate::endpoints`])
+//! drives the side effects.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -12,6 +13,8 @@ use api::cilium::endpoint::{
 use api::cilium::node::AddressPair;
 use api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
+
+use crate::tables::LxcRow;
 
 /// Lowest endpoint ID.
 pub const MIN_ENDPOINT_ID: u16 = 1;
@@ -76,15 +79,15 @@ impl EndpointState {
         self.container_id == container_id && self.ifname == ifname
     }
 
-    /// The `cilium_lxc` value of this endpoint.
-    pub fn lxc_info(&self) -> datapath::EndpointInfo {
-        datapath::EndpointInfo {
+    /// The `cilium_lxc` row of this endpoint.
+    pub fn lxc_row(&self) -> LxcRow {
+        LxcRow {
+            ip: self.ipv4,
             ifindex: self.host_ifindex,
-            lxc_id: self.id,
-            flags: 0,
+            endpoint_id: self.id,
             mac: self.container_mac,
             node_mac: self.host_mac,
-            sec_id: self.identity,
+            identity: self.identity,
         }
     }
 

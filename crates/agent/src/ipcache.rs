@@ -2,9 +2,9 @@
 //!
 //! [`compute`] is the controller, a pure function of its inputs (local
 //! endpoints, this node's addresses, other nodes' `CiliumNode`s and
-//! `CiliumEndpoint`s) producing the desired table; [`diff`] turns desired
-//! vs. the map's content into upserts and deletes, which the reconciler
-//! task in [`crate::daemon`] applies to `cilium_ipcache_v2`.
+//! `CiliumEndpoint`s) producing the desired rows, which the ipcache
+//! controller task ([`crate::tasks`]) syncs into the `ipcache` table, the
+//! only writer of that table; its reconciler writes `cilium_ipcache_v2`.
 //!
 //! When several sources name one prefix, the most specific wins: a local
 //! endpoint, then a remote endpoint (CEP), then a node address, then a pod
@@ -64,6 +64,8 @@ impl Source {
 /// One desired ipcache row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpcacheRow {
+    /// The prefix (the key).
+    pub prefix: Ipv4Net,
     /// Security identity.
     pub identity: u32,
     /// Where it came from.
@@ -114,13 +116,14 @@ fn put(table: &mut IpcacheTable, prefix: Ipv4Net, row: IpcacheRow) {
     match table.get(&prefix) {
         Some(old) if old.source.rank() >= row.source.rank() => {}
         _ => {
-            table.insert(prefix, row);
+            table.insert(prefix, IpcacheRow { prefix, ..row });
         }
     }
 }
 
 fn row(identity: u32, source: Source, host_ip: Option<Ipv4Addr>) -> IpcacheRow {
     IpcacheRow {
+        prefix: Ipv4Net::default(),
         identity,
         source,
         host_ip,
@@ -263,42 +266,6 @@ pub fn compute(
         put(&mut t, host32(ep.ip), r);
     }
     t
-}
-
-/// The map value of a row.
-pub fn map_entry(row: &IpcacheRow) -> datapath::IpcacheEntry {
-    datapath::IpcacheEntry {
-        sec_identity: row.identity,
-        tunnel_endpoint: row.tunnel_endpoint,
-        encrypt_key: 0,
-    }
-}
-
-/// What to do to the map so it matches `desired`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IpcacheOps {
-    /// Insert or replace.
-    pub upsert: Vec<(Ipv4Net, datapath::IpcacheEntry)>,
-    /// Delete.
-    pub delete: Vec<Ipv4Net>,
-}
-
-/// Compare the desired table with the map's content.
-pub fn diff(desired: &IpcacheTable, actual: &[(Ipv4Net, datapath::IpcacheEntry)]) -> IpcacheOps {
-    let actual: BTreeMap<Ipv4Net, datapath::IpcacheEntry> = actual.iter().cloned().collect();
-    let mut ops = IpcacheOps::default();
-    for (prefix, row) in desired {
-        let want = map_entry(row);
-        if actual.get(prefix) != Some(&want) {
-            ops.upsert.push((*prefix, want));
-        }
-    }
-    ops.delete = actual
-        .keys()
-        .filter(|p| !desired.contains_key(p))
-        .copied()
-        .collect();
-    ops
 }
 
 #[cfg(test)]
@@ -470,21 +437,16 @@ pub(crate) mod tests {
         ] {
             assert_eq!(tep(p), None, "{p}");
         }
-        // The map values carry it; switching modes rewrites exactly the
-        // tunnelled entries.
-        let e = map_entry(&t[&n("172.20.1.0/24")]);
-        assert_eq!(e.tunnel_endpoint, Some("192.168.10.101".parse().unwrap()));
-        assert_eq!(e.sec_identity, identity::WORLD);
+        // Switching modes changes exactly the tunnelled rows.
         let native = compute(&local(), &eps, &nodes, &ceps, false);
-        let in_map: Vec<_> = native.iter().map(|(p, r)| (*p, map_entry(r))).collect();
-        let ops = diff(&t, &in_map);
-        assert!(ops.delete.is_empty());
+        let changed: Vec<String> = t
+            .iter()
+            .filter(|(p, r)| native.get(*p) != Some(*r))
+            .map(|(p, _)| p.to_string())
+            .collect();
         assert_eq!(
-            ops.upsert
-                .iter()
-                .map(|(p, _)| p.to_string())
-                .collect::<Vec<_>>(),
-            vec![
+            changed,
+            [
                 "172.20.1.0/24",
                 "172.20.1.1/32",
                 "172.20.1.7/32",
@@ -493,37 +455,6 @@ pub(crate) mod tests {
                 "172.20.2.9/32"
             ]
         );
-        let in_map: Vec<_> = t.iter().map(|(p, r)| (*p, map_entry(r))).collect();
-        let back = diff(&native, &in_map);
-        assert_eq!(back.upsert.len(), 6);
-        assert!(back.upsert.iter().all(|(_, e)| e.tunnel_endpoint.is_none()));
-    }
-
-    #[test]
-    fn diff_upserts_changed_and_deletes_stale() {
-        let mut desired = IpcacheTable::new();
-        desired.insert(n("0.0.0.0/0"), row(2, Source::Reserved, None));
-        desired.insert(n("10.0.0.1/32"), row(300, Source::Local, None));
-        desired.insert(n("10.0.0.2/32"), row(301, Source::Local, None));
-        let actual = vec![
-            (n("0.0.0.0/0"), map_entry(&row(2, Source::Reserved, None))),
-            (n("10.0.0.1/32"), map_entry(&row(299, Source::Local, None))),
-            (n("10.0.0.9/32"), map_entry(&row(5, Source::Local, None))),
-        ];
-        let ops = diff(&desired, &actual);
-        assert_eq!(
-            ops.upsert
-                .iter()
-                .map(|(p, e)| (p.to_string(), e.sec_identity))
-                .collect::<Vec<_>>(),
-            vec![
-                ("10.0.0.1/32".to_string(), 300),
-                ("10.0.0.2/32".to_string(), 301)
-            ]
-        );
-        assert_eq!(ops.delete, vec![n("10.0.0.9/32")]);
-        // Converged: nothing to do.
-        let applied: Vec<_> = desired.iter().map(|(p, r)| (*p, map_entry(r))).collect();
-        assert_eq!(diff(&desired, &applied), IpcacheOps::default());
+        assert!(t.iter().all(|(p, r)| r.prefix == *p));
     }
 }

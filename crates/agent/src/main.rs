@@ -4,17 +4,22 @@
 //! supported key), sets up logging and runs [`daemon::run`].
 
 mod api;
-mod cni;
+mod cluster;
 mod config;
 mod daemon;
+mod dataplane;
 mod endpoint;
+mod endpoints;
 mod ipcache;
+mod kernel;
 mod metrics;
 mod node;
-mod plumbing;
 mod routes;
 mod state;
 mod status;
+mod sys;
+mod tables;
+mod tasks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,8 +2,8 @@
 //!
 //! Each scrape builds a fresh registry from a [`MetricsSnapshot`] (agent
 //! state plus a `cilium_metrics` dump), so counters read from the BPF map
-//! are exported with their absolute values and nothing is cached between
-//! scrapes.
+//! are exported with their absolute values, plus the reconcilers'
+//! `cilium_reconciler_*` families, which keep their own values.
 
 use std::collections::BTreeSet;
 
@@ -13,7 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::cni::EndpointSnapshot;
+use crate::dataplane::DatapathMetric;
+use crate::endpoints::EndpointSnapshot;
 
 /// What one scrape exports.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +26,7 @@ pub struct MetricsSnapshot {
     /// Distinct identities in use by local endpoints.
     pub identities: usize,
     /// `cilium_metrics` rows.
-    pub datapath: Vec<(datapath::MetricsKey, datapath::MetricsValue)>,
+    pub datapath: Vec<DatapathMetric>,
     /// Process RSS in bytes.
     pub rss_bytes: u64,
 }
@@ -95,9 +96,10 @@ pub fn reason_name(reason: u8) -> String {
 
 type Labels = Vec<(String, String)>;
 
-/// Encode a snapshot as OpenMetrics text.
-pub fn render(snap: &MetricsSnapshot) -> String {
+/// Encode a snapshot and the reconcilers' metrics as OpenMetrics text.
+pub fn render(snap: &MetricsSnapshot, reconcilers: &reconciler::ReconcilerMetrics) -> String {
     let mut reg = Registry::default();
+    reconcilers.register(&mut reg);
     let gauge = |reg: &mut Registry, name: &str, help: &str, v: i64| {
         let g = Gauge::<i64>::default();
         g.set(v);
@@ -133,19 +135,19 @@ pub fn render(snap: &MetricsSnapshot) -> String {
     let fwd_bytes = Family::<Labels, Counter>::default();
     let drop_count = Family::<Labels, Counter>::default();
     let drop_bytes = Family::<Labels, Counter>::default();
-    for (k, v) in &snap.datapath {
-        let dir = direction_name(k.dir).to_string();
-        if k.reason == 0 {
+    for m in &snap.datapath {
+        let dir = direction_name(m.direction).to_string();
+        if m.reason == 0 {
             let l = vec![("direction".to_string(), dir)];
-            fwd_count.get_or_create(&l).inc_by(v.count);
-            fwd_bytes.get_or_create(&l).inc_by(v.bytes);
+            fwd_count.get_or_create(&l).inc_by(m.packets);
+            fwd_bytes.get_or_create(&l).inc_by(m.bytes);
         } else {
             let l = vec![
-                ("reason".to_string(), reason_name(k.reason)),
+                ("reason".to_string(), reason_name(m.reason)),
                 ("direction".to_string(), dir),
             ];
-            drop_count.get_or_create(&l).inc_by(v.count);
-            drop_bytes.get_or_create(&l).inc_by(v.bytes);
+            drop_count.get_or_create(&l).inc_by(m.packets);
+            drop_bytes.get_or_create(&l).inc_by(m.bytes);
         }
     }
     reg.register("cilium_forward_count", "Total forwarded packets", fwd_count);
@@ -176,27 +178,22 @@ mod tests {
             ipv4_allocated: 5,
             identities: 2,
             datapath: vec![
-                (
-                    datapath::MetricsKey { reason: 0, dir: 2 },
-                    datapath::MetricsValue {
-                        count: 10,
-                        bytes: 1000,
-                    },
-                ),
-                (
-                    datapath::MetricsKey {
-                        reason: 133,
-                        dir: 1,
-                    },
-                    datapath::MetricsValue {
-                        count: 4,
-                        bytes: 240,
-                    },
-                ),
+                DatapathMetric {
+                    reason: 0,
+                    direction: 2,
+                    packets: 10,
+                    bytes: 1000,
+                },
+                DatapathMetric {
+                    reason: 133,
+                    direction: 1,
+                    packets: 4,
+                    bytes: 240,
+                },
             ],
             rss_bytes: 1 << 20,
         };
-        let text = render(&snap);
+        let text = render(&snap, &reconciler::ReconcilerMetrics::new());
         for line in [
             "cilium_endpoint_count 3",
             "cilium_identity_count 2",

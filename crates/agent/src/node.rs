@@ -1,7 +1,8 @@
 //! This node as the cluster sees it: reading the `Node` (InternalIP, pod
-//! CIDRs), keeping our `CiliumNode` (addresses, health IP, pod CIDRs in
-//! `ipam: kubernetes` mode) up to date, and waiting for a pod CIDR
-//! (`k8s-require-ipv4-pod-cidr`, or the operator in `cluster-pool` mode).
+//! CIDRs), what our `CiliumNode` must say (addresses, health IP, pod CIDRs
+//! in `ipam: kubernetes` mode; written by the `cilium-node` reconciler),
+//! and waiting for a pod CIDR (`k8s-require-ipv4-pod-cidr`, or the
+//! operator in `cluster-pool` mode).
 //!
 //! The functions deciding what the CiliumNode must contain are pure; the
 //! async ones only read/write the store.
@@ -105,39 +106,6 @@ pub fn new_cilium_node(name: &str, intent: &CiliumNodeIntent) -> CiliumNode {
     };
     apply_intent(&mut cn, intent);
     cn
-}
-
-/// Errors of node setup.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] store::Error),
-}
-
-/// Create or update our CiliumNode.
-pub async fn ensure_cilium_node(
-    store: &Store,
-    name: &str,
-    intent: &CiliumNodeIntent,
-) -> Result<CiliumNode, NodeError> {
-    loop {
-        match store.get::<CiliumNode>(None, name).await? {
-            None => match store.create(&new_cilium_node(name, intent)).await {
-                Ok(cn) => {
-                    tracing::info!(node = name, "created CiliumNode");
-                    return Ok(cn);
-                }
-                Err(store::Error::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            },
-            Some(_) => {
-                return Ok(store
-                    .modify::<CiliumNode>(None, name, |cn| apply_intent(cn, intent))
-                    .await?);
-            }
-        }
-    }
 }
 
 /// Wait until the Node object exists and has an InternalIP.

@@ -12,32 +12,30 @@
 //!   `direct-routing-skip-unreachable`);
 //! - native mode without it: none (the network routes pod CIDRs).
 //!
-//! [`route_ops`] compares them with the routes we own in the kernel, so a
-//! restart in the other mode replaces or removes the old mode's routes.
-//! The reconciler in [`crate::daemon`] applies the result.
+//! The rows go to the `routes` table ([`crate::tables::RouteRow`]), whose
+//! reconciler replaces them in the kernel. Its prune removes the routes
+//! [`stale_routes`] picks: routes of protocol `kernel` that are ours
+//! ([`RouteOwnership::owns`]) and that no row wants any more, so a restart
+//! in the other mode replaces or removes the old mode's routes:
+//! - `via <router ip> dev cilium_host` (this node's pod CIDRs, tunnel-mode
+//!   routes, maybe of a peer that is gone);
+//! - a gatewayed route not on `cilium_host` inside
+//!   `ipv4-native-routing-cidr` (a direct route, maybe of a peer that is
+//!   gone);
+//! - `<ip>/32 dev lxc… scope link` (an endpoint route);
+//! - any route this agent installed since it started.
 //!
-//! Ownership ([`is_owned`]): a route of protocol `kernel` (2) with a
-//! gateway, whose destination is not one of this node's pod CIDRs (that
-//! route is installed at startup), and which is one of
-//! - a route for a current peer's pod CIDR (whatever it looks like: any
-//!   such route that differs from the desired one is ours to replace or
-//!   delete);
-//! - `via <router ip> dev cilium_host` (a tunnel-mode route, maybe of a
-//!   peer that is gone);
-//! - not on `cilium_host`, inside `ipv4-native-routing-cidr` (a direct
-//!   route, maybe of a peer that is gone).
-//!
-//! Kernel-made connected routes and endpoint routes have no gateway, so
-//! they are never touched.
+//! Kernel-made connected routes and everybody else's routes are never
+//! touched.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use api::cilium::node::CiliumNode;
-use datapath::net::Route;
 use ipnet::Ipv4Net;
 
 use crate::ipcache::{node_addresses, node_pod_cidrs};
+use crate::tables::{RouteOwner, RouteRow};
 
 /// `RTPROT_KERNEL`, as upstream uses for node routes.
 pub const PROTO_KERNEL: u8 = 2;
@@ -77,10 +75,8 @@ pub struct OwnNode {
     pub internal_ip: Option<Ipv4Addr>,
     /// Router IP (on `cilium_host`).
     pub router_ip: Ipv4Addr,
-    /// This node's pod CIDRs: their routes are never touched here.
+    /// This node's pod CIDRs (routed locally, not to a peer).
     pub pod_cidrs: Vec<Ipv4Net>,
-    /// `ipv4-native-routing-cidr`.
-    pub native_cidr: Option<Ipv4Net>,
 }
 
 /// A peer whose routes were not installed.
@@ -98,11 +94,39 @@ pub struct SkippedPeer {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeRoutes {
     /// Routes to install, by destination.
-    pub routes: BTreeMap<Ipv4Net, Route>,
+    pub routes: Vec<RouteRow>,
     /// Peers skipped.
     pub skipped: Vec<SkippedPeer>,
-    /// Every peer's pod CIDRs, routed or not (see [`is_owned`]).
-    pub remote_cidrs: BTreeSet<Ipv4Net>,
+}
+
+/// Logs each skipped peer once, until it is no longer skipped.
+#[derive(Debug, Default)]
+pub struct SkipWarnings(BTreeSet<(String, Option<Ipv4Addr>)>);
+
+impl SkipWarnings {
+    /// Warn about newly skipped peers in `mode`.
+    pub fn report(&mut self, mode: NodeRouting, skipped: &[SkippedPeer]) {
+        let what = match mode {
+            NodeRouting::Tunnel { .. } => {
+                "tunnel: skipping peer, its pod CIDR is not routed through the tunnel"
+            }
+            NodeRouting::Direct | NodeRouting::Network => {
+                "auto-direct-node-routes: skipping peer, its pod CIDR is not routed directly"
+            }
+        };
+        for s in skipped {
+            if self.0.insert((s.node.clone(), s.ip)) {
+                tracing::warn!(
+                    peer = %s.node,
+                    peer_ip = %s.ip.map(|i| i.to_string()).unwrap_or_default(),
+                    reason = s.reason,
+                    "{what}"
+                );
+            }
+        }
+        self.0
+            .retain(|w| skipped.iter().any(|s| (s.node.clone(), s.ip) == *w));
+    }
 }
 
 /// The local interface whose subnet contains `ip` (longest prefix wins;
@@ -136,7 +160,6 @@ pub fn node_routes(
         if cidrs.is_empty() {
             continue;
         }
-        out.remote_cidrs.extend(cidrs.iter().copied());
         let Some(ip) = internal else {
             if mode == NodeRouting::Network {
                 continue;
@@ -164,99 +187,104 @@ pub fn node_routes(
             },
         };
         for dst in cidrs {
-            let route = Route {
+            out.routes.push(RouteRow {
                 dst,
                 via: Some(via),
                 dev: dev.to_string(),
                 src,
                 mtu,
-                proto: PROTO_KERNEL,
                 scope_link: false,
-            };
-            out.routes.insert(dst, route);
+                owner: RouteOwner::NodeRoutes,
+            });
         }
     }
     out
 }
 
-/// Whether a kernel route is one of our node routes (see the module
-/// docs); `remote_cidrs` are the peers' pod CIDRs.
-pub fn is_owned(route: &Route, own: &OwnNode, remote_cidrs: &BTreeSet<Ipv4Net>) -> bool {
-    route.proto == PROTO_KERNEL
-        && route.via.is_some()
-        && !own.pod_cidrs.contains(&route.dst)
-        && (remote_cidrs.contains(&route.dst)
-            || (route.dev == CILIUM_HOST && route.via == Some(own.router_ip))
-            || (route.dev != CILIUM_HOST
-                && own.native_cidr.is_some_and(|c| c.contains(&route.dst))))
+/// A route as the kernel lists it (protocol `kernel` or other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledRoute {
+    /// The route.
+    pub route: RouteRow,
+    /// Its protocol number.
+    pub proto: u8,
 }
 
-/// What to change in the kernel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RouteOps {
-    /// Add or replace.
-    pub replace: Vec<Route>,
-    /// Delete.
-    pub delete: Vec<Route>,
+/// What makes a kernel route ours (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOwnership {
+    /// Router IP (on `cilium_host`).
+    pub router_ip: Ipv4Addr,
+    /// `ipv4-native-routing-cidr`.
+    pub native_cidr: Option<Ipv4Net>,
 }
 
-/// Compare the desired node routes with the kernel's routes of protocol
-/// `kernel` (only the ones we own are considered).
-pub fn route_ops(plan: &NodeRoutes, actual: &[Route], own: &OwnNode) -> RouteOps {
-    let owned: Vec<&Route> = actual
-        .iter()
-        .filter(|r| is_owned(r, own, &plan.remote_cidrs))
-        .collect();
-    let same = |a: &Route, b: &Route| {
-        a.dst == b.dst && a.via == b.via && a.dev == b.dev && a.src == b.src && a.mtu == b.mtu
-    };
-    let mut ops = RouteOps::default();
-    for want in plan.routes.values() {
-        if !owned.iter().any(|r| same(r, want)) {
-            ops.replace.push(want.clone());
-        }
+impl RouteOwnership {
+    /// Whether a kernel route is one this agent owns by its shape.
+    pub fn owns(&self, r: &InstalledRoute) -> bool {
+        let rt = &r.route;
+        r.proto == PROTO_KERNEL
+            && match rt.via {
+                Some(via) => {
+                    (rt.dev == CILIUM_HOST && via == self.router_ip)
+                        || (rt.dev != CILIUM_HOST
+                            && self.native_cidr.is_some_and(|c| c.contains(&rt.dst)))
+                }
+                None => rt.scope_link && rt.dst.prefix_len() == 32 && rt.dev.starts_with("lxc"),
+            }
     }
-    // A route with a desired destination is overwritten by `replace`
-    // (same destination, TOS and metric); deleting it too would remove
-    // the new one.
-    ops.delete = owned
-        .into_iter()
-        .filter(|r| !plan.routes.contains_key(&r.dst))
-        .cloned()
-        .collect();
-    ops
+}
+
+/// The installed routes prune must delete: ours (by shape, or installed
+/// by this agent: `installed_by_us`) and not wanted by any row. A wanted
+/// destination is never deleted: the row's replace overwrites whatever
+/// route is there (deleting it too would remove the new one).
+pub fn stale_routes<'a>(
+    installed: &'a [InstalledRoute],
+    wanted: &BTreeSet<Ipv4Net>,
+    own: &RouteOwnership,
+    installed_by_us: &BTreeSet<Ipv4Net>,
+) -> Vec<&'a RouteRow> {
+    installed
+        .iter()
+        .filter(|r| r.proto == PROTO_KERNEL && !wanted.contains(&r.route.dst))
+        .filter(|r| own.owns(r) || installed_by_us.contains(&r.route.dst))
+        .map(|r| &r.route)
+        .collect()
 }
 
 /// A route handing pod traffic to `cilium_host`: `<cidr> via <router>
 /// dev cilium_host src <router> [mtu <mtu>]`. This node's pod CIDRs (no
 /// MTU) and, in tunnel mode, other nodes' (the route MTU).
-pub fn cilium_host_route(cidr: Ipv4Net, router: Ipv4Addr, mtu: u32) -> Route {
-    Route {
+pub fn cilium_host_route(cidr: Ipv4Net, router: Ipv4Addr, mtu: u32, owner: RouteOwner) -> RouteRow {
+    RouteRow {
         dst: cidr.trunc(),
         via: Some(router),
         dev: CILIUM_HOST.to_string(),
         src: Some(router),
         mtu,
-        proto: PROTO_KERNEL,
         scope_link: false,
+        owner,
     }
 }
 
 /// `<ip>/32 dev <lxc> scope link` (`enable-endpoint-routes`).
-pub fn endpoint_route(ip: Ipv4Addr, host_ifname: &str) -> Route {
-    Route {
+pub fn endpoint_route(ip: Ipv4Addr, host_ifname: &str) -> RouteRow {
+    RouteRow {
         dst: Ipv4Net::new(ip, 32).expect("/32 is valid"),
         via: None,
         dev: host_ifname.to_string(),
         src: None,
         mtu: 0,
-        proto: PROTO_KERNEL,
         scope_link: true,
+        owner: RouteOwner::Endpoint,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::ipcache::tests::cnode;
 
@@ -285,12 +313,18 @@ mod tests {
         ]
     }
 
-    fn own(native: Option<&str>) -> OwnNode {
+    fn own() -> OwnNode {
         OwnNode {
             name: "k8s-ctr".into(),
             internal_ip: Some(ip("192.168.10.100")),
             router_ip: ip("172.20.0.1"),
             pod_cidrs: vec![n("172.20.0.0/24")],
+        }
+    }
+
+    fn ownership(native: Option<&str>) -> RouteOwnership {
+        RouteOwnership {
+            router_ip: ip("172.20.0.1"),
             native_cidr: native.map(n),
         }
     }
@@ -306,65 +340,90 @@ mod tests {
     const NATIVE: Option<&str> = Some("172.20.0.0/16");
     const TUNNEL: NodeRouting = NodeRouting::Tunnel { mtu: 1450 };
 
-    fn direct(dst: &str, via: &str) -> Route {
-        Route {
+    fn direct(dst: &str, via: &str) -> RouteRow {
+        RouteRow {
             dst: n(dst),
             via: Some(ip(via)),
             dev: "eth1".into(),
             src: None,
             mtu: 0,
-            proto: PROTO_KERNEL,
             scope_link: false,
+            owner: RouteOwner::NodeRoutes,
         }
     }
 
-    fn tunnel(dst: &str) -> Route {
-        cilium_host_route(n(dst), ip("172.20.0.1"), 1450)
+    fn tunnel(dst: &str) -> RouteRow {
+        cilium_host_route(n(dst), ip("172.20.0.1"), 1450, RouteOwner::NodeRoutes)
     }
 
-    /// Routes of protocol kernel we must never touch.
-    fn foreign() -> Vec<Route> {
+    fn kernel(route: RouteRow) -> InstalledRoute {
+        InstalledRoute {
+            route,
+            proto: PROTO_KERNEL,
+        }
+    }
+
+    /// Routes in the kernel that no node-route row may remove: foreign ones
+    /// and other writers' rows (this node's pod CIDR, an endpoint route).
+    fn foreign() -> Vec<InstalledRoute> {
         vec![
             // Connected route of eth1.
-            Route {
+            kernel(RouteRow {
                 dst: n("192.168.10.0/24"),
                 via: None,
                 dev: "eth1".into(),
                 src: Some(ip("192.168.10.100")),
                 mtu: 0,
-                proto: PROTO_KERNEL,
                 scope_link: true,
-            },
-            // This node's pod CIDR.
-            cilium_host_route(n("172.20.0.0/24"), ip("172.20.0.1"), 0),
-            // An endpoint route.
-            endpoint_route(ip("172.20.0.7"), "lxc1234"),
+                owner: RouteOwner::NodeRoutes,
+            }),
             // Someone else's gatewayed route outside every pod CIDR.
-            direct("10.99.0.0/16", "192.168.10.1"),
+            kernel(direct("10.99.0.0/16", "192.168.10.1")),
         ]
     }
 
-    /// Apply `ops` as the kernel would (replace overwrites the route with
-    /// the same destination).
-    fn apply(actual: &[Route], ops: &RouteOps) -> Vec<Route> {
-        let mut out: Vec<Route> = actual
-            .iter()
-            .filter(|r| !ops.delete.contains(r))
-            .filter(|r| !ops.replace.iter().any(|w| w.dst == r.dst))
+    fn other_writers() -> Vec<RouteRow> {
+        vec![
+            cilium_host_route(n("172.20.0.0/24"), ip("172.20.0.1"), 0, RouteOwner::PodCidr),
+            endpoint_route(ip("172.20.0.7"), "lxc1234"),
+        ]
+    }
+
+    /// What the routes reconciler does with `rows` over `installed`: every
+    /// row is replaced (by destination), then prune deletes stale routes.
+    fn reconcile(
+        rows: &[RouteRow],
+        installed: &[InstalledRoute],
+        own: &RouteOwnership,
+        installed_by_us: &BTreeSet<Ipv4Net>,
+    ) -> (Vec<InstalledRoute>, Vec<RouteRow>) {
+        let mut kernel: BTreeMap<Ipv4Net, InstalledRoute> =
+            installed.iter().map(|r| (r.route.dst, r.clone())).collect();
+        for r in rows {
+            kernel.insert(r.dst, self::kernel(r.clone()));
+        }
+        let after: Vec<InstalledRoute> = kernel.into_values().collect();
+        let wanted: BTreeSet<Ipv4Net> = rows.iter().map(|r| r.dst).collect();
+        let stale: Vec<RouteRow> = stale_routes(&after, &wanted, own, installed_by_us)
+            .into_iter()
             .cloned()
             .collect();
-        out.extend(ops.replace.iter().cloned());
-        out
+        let after = after
+            .into_iter()
+            .filter(|r| !stale.contains(&r.route))
+            .collect();
+        (after, stale)
+    }
+
+    fn with_other_writers(mut rows: Vec<RouteRow>) -> Vec<RouteRow> {
+        rows.extend(other_writers());
+        rows
     }
 
     #[test]
     fn same_l2_peer_gets_a_direct_route_and_other_subnet_is_skipped() {
-        let d = node_routes(NodeRouting::Direct, &own(NATIVE), &nodes(), &local());
-        assert_eq!(d.routes.len(), 1);
-        assert_eq!(
-            d.routes[&n("172.20.1.0/24")],
-            direct("172.20.1.0/24", "192.168.10.101")
-        );
+        let d = node_routes(NodeRouting::Direct, &own(), &nodes(), &local());
+        assert_eq!(d.routes, vec![direct("172.20.1.0/24", "192.168.10.101")]);
         assert_eq!(
             d.skipped,
             vec![SkippedPeer {
@@ -373,24 +432,20 @@ mod tests {
                 reason: "not on a directly connected subnet (needs a gateway)",
             }]
         );
-        assert_eq!(
-            d.remote_cidrs,
-            [n("172.20.1.0/24"), n("172.20.2.0/24")].into()
-        );
     }
 
     #[test]
     fn tunnel_mode_routes_every_peer_through_cilium_host() {
-        let d = node_routes(TUNNEL, &own(None), &nodes(), &local());
+        let d = node_routes(TUNNEL, &own(), &nodes(), &local());
         assert!(d.skipped.is_empty());
         assert_eq!(
-            d.routes.values().cloned().collect::<Vec<_>>(),
+            d.routes,
             vec![tunnel("172.20.1.0/24"), tunnel("172.20.2.0/24")]
         );
-        let r = &d.routes[&n("172.20.2.0/24")];
+        let r = &d.routes[1];
         assert_eq!(r.via, Some(ip("172.20.0.1")));
         assert_eq!(r.src, Some(ip("172.20.0.1")));
-        assert_eq!((r.dev.as_str(), r.mtu, r.proto), ("cilium_host", 1450, 2));
+        assert_eq!((r.dev.as_str(), r.mtu), ("cilium_host", 1450));
     }
 
     #[test]
@@ -406,7 +461,7 @@ mod tests {
             "172.20.9.0/24",
         ));
         for mode in [TUNNEL, NodeRouting::Direct] {
-            let d = node_routes(mode, &own(NATIVE), &ns, &local());
+            let d = node_routes(mode, &own(), &ns, &local());
             assert!(d.routes.is_empty());
             assert_eq!(
                 d.skipped,
@@ -416,129 +471,152 @@ mod tests {
                     reason: "no InternalIP",
                 }]
             );
-            assert_eq!(d.remote_cidrs, [n("172.20.2.0/24")].into());
         }
-        let d = node_routes(NodeRouting::Network, &own(NATIVE), &ns, &local());
+        let d = node_routes(NodeRouting::Network, &own(), &ns, &local());
         assert_eq!(d.routes.len() + d.skipped.len(), 0);
     }
 
     #[test]
-    fn native_ops_add_replace_and_delete_only_owned_routes() {
-        let own = own(NATIVE);
-        let d = node_routes(NodeRouting::Direct, &own, &nodes(), &local());
+    fn native_peers_come_and_go_and_foreign_routes_stay() {
+        let own_routes = ownership(NATIVE);
+        let d = node_routes(NodeRouting::Direct, &own(), &nodes(), &local());
         let stale = direct("172.20.5.0/24", "192.168.10.105");
         let moved = direct("172.20.1.0/24", "192.168.10.99");
-        let mut actual = foreign();
-        actual.extend([stale.clone(), moved]);
-        let ops = route_ops(&d, &actual, &own);
-        assert_eq!(ops.replace, vec![direct("172.20.1.0/24", "192.168.10.101")]);
-        assert_eq!(ops.delete, vec![stale]);
-        let after = apply(&actual, &ops);
-        assert_eq!(route_ops(&d, &after, &own), RouteOps::default());
+        let mut installed = foreign();
+        installed.extend([kernel(stale.clone()), kernel(moved)]);
+        let rows = with_other_writers(d.routes);
+        let (after, deleted) = reconcile(&rows, &installed, &own_routes, &BTreeSet::new());
+        assert_eq!(deleted, vec![stale]);
+        assert!(after.contains(&kernel(direct("172.20.1.0/24", "192.168.10.101"))));
         // Everything removed when the peers leave; foreign routes stay.
-        let gone = node_routes(NodeRouting::Direct, &own, &[], &local());
-        let ops = route_ops(&gone, &after, &own);
-        assert_eq!(ops.delete, vec![direct("172.20.1.0/24", "192.168.10.101")]);
-        assert_eq!(apply(&after, &ops), foreign());
+        let gone = node_routes(NodeRouting::Direct, &own(), &[], &local());
+        let (after, deleted) = reconcile(
+            &with_other_writers(gone.routes),
+            &after,
+            &own_routes,
+            &BTreeSet::new(),
+        );
+        assert_eq!(deleted, vec![direct("172.20.1.0/24", "192.168.10.101")]);
+        let mut expected = foreign();
+        expected.extend(other_writers().into_iter().map(kernel));
+        expected.sort_by_key(|r| r.route.dst);
+        assert_eq!(after, expected);
     }
 
     #[test]
-    fn tunnel_ops_converge_fix_the_mtu_and_drop_gone_peers() {
-        let own = own(None);
-        let d = node_routes(TUNNEL, &own, &nodes(), &local());
-        let mut actual = foreign();
-        let ops = route_ops(&d, &actual, &own);
-        assert_eq!(ops.replace.len(), 2);
-        assert!(ops.delete.is_empty());
-        actual = apply(&actual, &ops);
-        assert_eq!(route_ops(&d, &actual, &own), RouteOps::default());
-        // A route with another MTU is rewritten.
-        let mut wrong_mtu = tunnel("172.20.1.0/24");
-        wrong_mtu.mtu = 1500;
-        let mut skewed = foreign();
-        skewed.extend([wrong_mtu, tunnel("172.20.2.0/24")]);
-        let ops = route_ops(&d, &skewed, &own);
-        assert_eq!(ops.replace, vec![tunnel("172.20.1.0/24")]);
-        assert!(ops.delete.is_empty());
+    fn tunnel_mode_drops_gone_peers_and_keeps_this_node() {
+        let own_routes = ownership(None);
+        let d = node_routes(TUNNEL, &own(), &nodes(), &local());
+        let (after, deleted) = reconcile(
+            &with_other_writers(d.routes),
+            &foreign(),
+            &own_routes,
+            &BTreeSet::new(),
+        );
+        assert!(deleted.is_empty());
         // A gone peer's tunnel route is ours even outside every known
         // CIDR (no native CIDR in tunnel mode); this node's stays.
-        let gone = node_routes(TUNNEL, &own, &nodes()[..2], &local());
-        let ops = route_ops(&gone, &actual, &own);
-        assert_eq!(ops.delete, vec![tunnel("172.20.2.0/24")]);
-        assert!(ops.replace.is_empty());
+        let gone = node_routes(TUNNEL, &own(), &nodes()[..2], &local());
+        let (_, deleted) = reconcile(
+            &with_other_writers(gone.routes),
+            &after,
+            &own_routes,
+            &BTreeSet::new(),
+        );
+        assert_eq!(deleted, vec![tunnel("172.20.2.0/24")]);
     }
 
     #[test]
     fn switch_native_to_tunnel_replaces_direct_routes() {
         // Restarted in tunnel mode; ipv4-native-routing-cidr may be gone.
         for native in [NATIVE, None] {
-            let own = own(native);
-            let mut actual = foreign();
-            actual.push(direct("172.20.1.0/24", "192.168.10.101"));
-            let d = node_routes(TUNNEL, &own, &nodes(), &local());
-            let ops = route_ops(&d, &actual, &own);
-            assert_eq!(
-                ops.replace,
-                vec![tunnel("172.20.1.0/24"), tunnel("172.20.2.0/24")]
-            );
-            assert!(ops.delete.is_empty(), "overwritten by replace");
-            let after = apply(&actual, &ops);
-            assert!(!after.contains(&direct("172.20.1.0/24", "192.168.10.101")));
-            assert_eq!(route_ops(&d, &after, &own), RouteOps::default());
+            let mut installed = foreign();
+            installed.push(kernel(direct("172.20.1.0/24", "192.168.10.101")));
+            let d = node_routes(TUNNEL, &own(), &nodes(), &local());
+            let (after, deleted) =
+                reconcile(&d.routes, &installed, &ownership(native), &BTreeSet::new());
+            assert!(deleted.is_empty(), "overwritten by replace");
+            assert!(!after.contains(&kernel(direct("172.20.1.0/24", "192.168.10.101"))));
+            assert!(after.contains(&kernel(tunnel("172.20.1.0/24"))));
         }
     }
 
     #[test]
     fn switch_tunnel_to_native_removes_tunnel_routes() {
-        let mut actual = foreign();
-        actual.extend([tunnel("172.20.1.0/24"), tunnel("172.20.2.0/24")]);
+        let mut installed = foreign();
+        installed.extend([
+            kernel(tunnel("172.20.1.0/24")),
+            kernel(tunnel("172.20.2.0/24")),
+        ]);
         // With auto-direct-node-routes: w1 gets its direct route, w0
         // (behind a router) nothing.
-        let own = own(NATIVE);
-        let d = node_routes(NodeRouting::Direct, &own, &nodes(), &local());
-        let ops = route_ops(&d, &actual, &own);
-        assert_eq!(ops.replace, vec![direct("172.20.1.0/24", "192.168.10.101")]);
-        assert_eq!(ops.delete, vec![tunnel("172.20.2.0/24")]);
-        let after = apply(&actual, &ops);
-        assert!(!after.iter().any(|r| r.dev == CILIUM_HOST && r.mtu == 1450));
-        assert_eq!(route_ops(&d, &after, &own), RouteOps::default());
+        let own_routes = ownership(NATIVE);
+        let d = node_routes(NodeRouting::Direct, &own(), &nodes(), &local());
+        let (after, deleted) = reconcile(&d.routes, &installed, &own_routes, &BTreeSet::new());
+        assert_eq!(deleted, vec![tunnel("172.20.2.0/24")]);
+        assert!(
+            !after
+                .iter()
+                .any(|r| r.route.dev == CILIUM_HOST && r.route.mtu == 1450)
+        );
         // Without it: both go.
-        let d = node_routes(NodeRouting::Network, &own, &nodes(), &local());
-        let ops = route_ops(&d, &actual, &own);
-        assert!(ops.replace.is_empty());
+        let d = node_routes(NodeRouting::Network, &own(), &nodes(), &local());
+        let (after, deleted) = reconcile(&d.routes, &installed, &own_routes, &BTreeSet::new());
         assert_eq!(
-            ops.delete,
+            deleted,
             vec![tunnel("172.20.1.0/24"), tunnel("172.20.2.0/24")]
         );
-        assert_eq!(apply(&actual, &ops), foreign());
+        let mut expected = foreign();
+        expected.sort_by_key(|r| r.route.dst);
+        assert_eq!(after, expected);
     }
 
     #[test]
     fn ownership_is_precise() {
-        let own = own(None);
-        let remote: BTreeSet<Ipv4Net> = [n("172.20.1.0/24")].into();
+        let own_routes = ownership(None);
         for r in foreign() {
-            assert!(!is_owned(&r, &own, &remote), "{r:?}");
+            assert!(!own_routes.owns(&r), "{r:?}");
         }
-        // Any gatewayed kernel route for a peer's pod CIDR.
-        assert!(is_owned(
-            &direct("172.20.1.0/24", "10.1.1.1"),
-            &own,
-            &remote
-        ));
+        for r in other_writers() {
+            assert!(own_routes.owns(&kernel(r.clone())), "{r:?}");
+        }
         // Not with another protocol.
-        let mut boot = direct("172.20.1.0/24", "10.1.1.1");
-        boot.proto = 3;
-        assert!(!is_owned(&boot, &own, &remote));
+        let boot = InstalledRoute {
+            route: tunnel("172.20.1.0/24"),
+            proto: 3,
+        };
+        assert!(!own_routes.owns(&boot));
+        assert!(
+            stale_routes(
+                &[boot],
+                &BTreeSet::new(),
+                &own_routes,
+                &[n("172.20.1.0/24")].into()
+            )
+            .is_empty()
+        );
         // A cilium_host route via another router is not ours.
-        let other = cilium_host_route(n("172.20.7.0/24"), ip("172.20.7.1"), 1450);
-        assert!(!is_owned(&other, &own, &remote));
-        // A direct route outside any peer CIDR needs the native CIDR.
-        assert!(!is_owned(
-            &direct("172.20.5.0/24", "192.168.10.105"),
-            &own,
-            &remote
-        ));
+        let other = cilium_host_route(
+            n("172.20.7.0/24"),
+            ip("172.20.7.1"),
+            1450,
+            RouteOwner::NodeRoutes,
+        );
+        assert!(!own_routes.owns(&kernel(other)));
+        // A direct route needs the native CIDR, or to be one we installed.
+        let peer = kernel(direct("172.20.5.0/24", "192.168.10.105"));
+        assert!(!own_routes.owns(&peer));
+        assert!(ownership(NATIVE).owns(&peer));
+        let ours: BTreeSet<Ipv4Net> = [n("172.20.5.0/24")].into();
+        assert_eq!(
+            stale_routes(
+                std::slice::from_ref(&peer),
+                &BTreeSet::new(),
+                &own_routes,
+                &ours
+            ),
+            vec![&peer.route]
+        );
     }
 
     #[test]

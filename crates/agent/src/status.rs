@@ -1,10 +1,12 @@
 //! `GET /v1/status`: a pure rendering of the agent's state into the
 //! lines `cilium-dbg status` prints.
 
+use std::time::SystemTime;
+
 use agentclient::StatusResponse;
 
-use crate::cni::EndpointSnapshot;
 use crate::config::AgentConfig;
+use crate::endpoints::EndpointSnapshot;
 
 /// Facts the status needs beyond config and endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,8 +19,6 @@ pub struct StatusInputs {
     pub store_error: Option<String>,
     /// The CNI config file written, if any.
     pub cni_conf: Option<String>,
-    /// Controllers (reconciler tasks) running / healthy.
-    pub controllers: (usize, usize),
     /// Native devices.
     pub devices: Vec<String>,
 }
@@ -26,8 +26,35 @@ pub struct StatusInputs {
 /// The agent's version line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Seconds from `t` to now (0 for a time in the future).
+fn ago(t: Option<SystemTime>) -> Option<u64> {
+    t.map(|t| {
+        SystemTime::now()
+            .duration_since(t)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
+/// The `Controller Status` rows.
+pub fn controller_rows(rows: &[toolkit::ControllerStatus]) -> Vec<agentclient::ControllerStatus> {
+    rows.iter()
+        .map(|c| agentclient::ControllerStatus {
+            name: c.name.clone(),
+            last_success_ago_secs: ago(c.last_success),
+            last_failure_ago_secs: ago(c.last_failure),
+            consecutive_failures: c.consecutive_failures,
+            last_error: c.last_error.clone(),
+        })
+        .collect()
+}
+
 /// Render the status.
-pub fn render(cfg: &AgentConfig, snap: &EndpointSnapshot, inputs: &StatusInputs) -> StatusResponse {
+pub fn render(
+    cfg: &AgentConfig,
+    snap: &EndpointSnapshot,
+    inputs: &StatusInputs,
+    controllers: &[toolkit::ControllerStatus],
+) -> StatusResponse {
     let kvstore = if inputs.store_ok {
         format!(
             "Ok   etcd: 1/1 connected: {} - 3.4",
@@ -80,7 +107,12 @@ pub fn render(cfg: &AgentConfig, snap: &EndpointSnapshot, inputs: &StatusInputs)
         attach_mode: "TCX (host devices), Legacy TC (endpoints)".to_string(),
         device_mode: "veth".to_string(),
         masquerading,
-        controllers: format!("{}/{} healthy", inputs.controllers.1, inputs.controllers.0),
+        controllers: format!(
+            "{}/{} healthy",
+            controllers.iter().filter(|c| c.healthy()).count(),
+            controllers.len()
+        ),
+        controller_statuses: controller_rows(controllers),
         identity_range: (identity::MIN_GLOBAL, identity::MAX_GLOBAL),
     }
 }
@@ -111,7 +143,7 @@ mod tests {
     fn routing_line_names_the_tunnel_protocol() {
         let snap = EndpointSnapshot::default();
         let inputs = StatusInputs::default();
-        let line = |pairs: &[(&str, &str)]| render(&cfg_with(pairs), &snap, &inputs).routing;
+        let line = |pairs: &[(&str, &str)]| render(&cfg_with(pairs), &snap, &inputs, &[]).routing;
         assert_eq!(
             line(&[("routing-mode", "tunnel")]),
             "Network: Tunnel [vxlan]   Host: BPF"
@@ -122,7 +154,7 @@ mod tests {
         );
         assert_eq!(line(&[]), "Network: Tunnel [vxlan]   Host: BPF");
         assert_eq!(
-            render(&cfg(), &snap, &inputs).routing,
+            render(&cfg(), &snap, &inputs, &[]).routing,
             "Network: Native   Host: BPF"
         );
     }
@@ -144,10 +176,14 @@ mod tests {
             store_ok: true,
             store_error: None,
             cni_conf: Some("/etc/cni/net.d/05-cilium.conflist".into()),
-            controllers: (3, 3),
             devices: vec!["eth1".into()],
         };
-        let s = render(&cfg(), &snap, &inputs);
+        let health = toolkit::Health::new();
+        let a = health.register("bpf-map-sync-cilium_lxc");
+        let b = health.register("write-cni-file");
+        a.ok();
+        b.failed("disk full");
+        let s = render(&cfg(), &snap, &inputs, &health.snapshot());
         assert_eq!(s.routing, "Network: Native   Host: BPF");
         assert_eq!(s.attach_mode, "TCX (host devices), Legacy TC (endpoints)");
         assert_eq!(s.device_mode, "veth");
@@ -160,7 +196,13 @@ mod tests {
             "Ok   etcd: 1/1 connected: http://192.168.10.100:2379 - 3.4"
         );
         assert!(s.kubernetes.starts_with("Ok"));
-        assert_eq!(s.controllers, "3/3 healthy");
+        assert_eq!(s.controllers, "1/2 healthy");
+        let rows = &s.controller_statuses;
+        assert_eq!(rows[0].name, "bpf-map-sync-cilium_lxc");
+        assert_eq!(rows[0].last_success_ago_secs, Some(0));
+        assert_eq!(rows[0].last_failure_ago_secs, None);
+        assert_eq!(rows[1].consecutive_failures, 1);
+        assert_eq!(rows[1].last_error.as_deref(), Some("disk full"));
         assert_eq!(s.identity_range, (256, 65535));
         assert_eq!(s.masquerading, "Disabled");
         assert_eq!(s.kube_proxy_replacement, "False");
@@ -170,7 +212,7 @@ mod tests {
             store_error: Some("connection refused".into()),
             ..inputs
         };
-        let s = render(&cfg(), &snap, &down);
+        let s = render(&cfg(), &snap, &down, &[]);
         assert_eq!(
             s.kvstore,
             "Failure   etcd: http://192.168.10.100:2379: connection refused"

@@ -244,6 +244,24 @@ pub struct StatusResponse {
     pub masquerading: String,
     /// Controller summary (`12/12 healthy`).
     pub controllers: String,
+    /// Every controller and reconciler (`--all-controllers`).
+    #[serde(default)]
+    pub controller_statuses: Vec<ControllerStatus>,
     /// Global identity range.
     pub identity_range: (u32, u32),
+}
+
+/// One row of the `Controller Status` block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ControllerStatus {
+    /// Controller name.
+    pub name: String,
+    /// Seconds since the last success (None: never).
+    pub last_success_ago_secs: Option<u64>,
+    /// Seconds since the last failure (None: never).
+    pub last_failure_ago_secs: Option<u64>,
+    /// Failures since the last success.
+    pub consecutive_failures: u64,
+    /// The last error while failing.
+    pub last_error: Option<String>,
 }

@@ -51,9 +51,12 @@ enum Output {
 enum Cmd {
     /// Display status of the agent.
     Status {
-        /// Also list allocated addresses with their owners.
+        /// Also list allocated addresses and every controller.
         #[arg(long)]
         verbose: bool,
+        /// List every controller and reconciler with its health.
+        #[arg(long)]
+        all_controllers: bool,
     },
     /// Display the agent's effective configuration (`key value`).
     Config,
@@ -167,9 +170,14 @@ fn run(cli: &Cli) -> anyhow::Result<String> {
     let client = Client::new(socket_path(&cli.host)?);
     let out = cli.output;
     match &cli.command {
-        Cmd::Status { verbose } => {
+        Cmd::Status {
+            verbose,
+            all_controllers,
+        } => {
             let s: StatusResponse = fetch(&client, "/v1/status")?;
-            render(out, &s, |s| print::status(s, *verbose))
+            render(out, &s, |s| {
+                print::status(s, *verbose, *verbose || *all_controllers)
+            })
         }
         Cmd::Config => {
             let c: BTreeMap<String, String> = fetch(&client, "/v1/config")?;

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use agentclient::{
-    EndpointModel, IpEntry, IpcacheMapEntry, LxcMapEntry, MetricsMapEntry, StatusResponse,
+    ControllerStatus, EndpointModel, IpEntry, IpcacheMapEntry, LxcMapEntry, MetricsMapEntry,
+    StatusResponse,
 };
 
 use crate::table::align;
@@ -38,7 +39,7 @@ fn sort_by_prefix<T>(items: &mut [T], key: impl Fn(&T) -> &str) {
 }
 
 /// `cilium-dbg status [--verbose]`.
-pub fn status(s: &StatusResponse, verbose: bool) -> String {
+pub fn status(s: &StatusResponse, verbose: bool, all_controllers: bool) -> String {
     let ipam = format!(
         "IPv4: {}/{} allocated from {},",
         s.ipam_allocated.len(),
@@ -86,8 +87,45 @@ pub fn status(s: &StatusResponse, verbose: bool) -> String {
     }
     for (label, value) in tail {
         line(&mut out, label, value);
+        if all_controllers && label == "Controller Status:" {
+            out.push_str(&controllers(&s.controller_statuses));
+        }
     }
     out
+}
+
+/// A duration as Go prints a rounded `time.Duration`: `7s`, `2m26s`,
+/// `2h12m24s`.
+fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// The `Controller Status` table of `--all-controllers`.
+fn controllers(rows: &[ControllerStatus]) -> String {
+    let ago = |t: Option<u64>| {
+        t.map_or_else(
+            || "never".to_string(),
+            |s| format!("{} ago", go_duration(s)),
+        )
+    };
+    let mut text = String::from("  Name\tLast success\tLast error\tCount\tMessage\n");
+    for c in rows {
+        let _ = writeln!(
+            text,
+            "  {}\t{}\t{}\t{}\t{}",
+            c.name,
+            ago(c.last_success_ago_secs),
+            ago(c.last_failure_ago_secs),
+            c.consecutive_failures,
+            c.last_error.as_deref().unwrap_or("no error")
+        );
+    }
+    align(&text)
 }
 
 /// `cilium-dbg config`: `key value` sorted by key.
@@ -287,7 +325,23 @@ mod tests {
             attach_mode: "TCX".into(),
             device_mode: "veth".into(),
             masquerading: String::new(),
-            controllers: "12/12 healthy".into(),
+            controllers: "1/2 healthy".into(),
+            controller_statuses: vec![
+                ControllerStatus {
+                    name: "bpf-map-sync-cilium_lxc".into(),
+                    last_success_ago_secs: Some(7),
+                    last_failure_ago_secs: None,
+                    consecutive_failures: 0,
+                    last_error: None,
+                },
+                ControllerStatus {
+                    name: "cilium-endpoint-sync".into(),
+                    last_success_ago_secs: Some(7944),
+                    last_failure_ago_secs: Some(146),
+                    consecutive_failures: 3,
+                    last_error: Some("1 error(s): etcd unreachable".into()),
+                },
+            ],
             identity_range: (256, 65535),
         }
     }
@@ -305,15 +359,30 @@ Routing:                 Network: Native   Host: BPF
 Attach Mode:             TCX
 Device Mode:             veth
 Masquerading:
-Controller Status:       12/12 healthy
+Controller Status:       1/2 healthy
 Global Identity Range:   min 256, max 65535
 ";
-        assert_eq!(status(&status_fixture(), false), expected);
+        assert_eq!(status(&status_fixture(), false, false), expected);
+    }
+
+    #[test]
+    fn all_controllers_table() {
+        let out = status(&status_fixture(), false, true);
+        let expected = "\
+Controller Status:       1/2 healthy
+  Name                      Last success   Last error   Count   Message
+  bpf-map-sync-cilium_lxc   7s ago         never        0       no error
+  cilium-endpoint-sync      2h12m24s ago   2m26s ago    3       1 error(s): etcd unreachable
+Global Identity Range:   min 256, max 65535
+";
+        assert!(out.contains(expected), "{out}");
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(60), "1m0s");
     }
 
     #[test]
     fn status_verbose_lists_allocations_in_text_order() {
-        let out = status(&status_fixture(), true);
+        let out = status(&status_fixture(), true, false);
         let expected = "\
 IPAM:                    IPv4: 4/254 allocated from 172.20.0.0/24,
 Allocated addresses:

@@ -343,43 +343,69 @@ impl<R: Row> Table<R> {
     }
 
     /// Wait until the reconciler has attempted every change up to
-    /// `revision`; then, if `key` is given and that row failed, return its
-    /// error.
+    /// `revision` (for example a deletion's).
     pub async fn wait_reconciled(
         &self,
         revision: Revision,
-        key: Option<&R::Key>,
         timeout: Duration,
     ) -> Result<(), WaitError> {
-        let mut rx = self.shared.status_tx.subscribe();
-        let reached = async {
+        self.wait(timeout, || {
+            (self.lock().reconciled >= revision).then_some(Ok(()))
+        })
+        .await
+    }
+
+    /// Wait until the row of `key` satisfies `accept` and its reconciler
+    /// has applied it: `Ok` when done, its error when the attempt failed.
+    pub async fn wait_row(
+        &self,
+        key: &R::Key,
+        accept: impl Fn(&R) -> bool,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        self.wait(timeout, || {
+            let st = self.lock();
+            let e = st.rows.get(key).filter(|e| accept(&e.row))?;
+            match &e.status.kind {
+                StatusKind::Pending => None,
+                StatusKind::Done => Some(Ok(())),
+                StatusKind::Error(error) => Some(Err(WaitError::Failed {
+                    table: self.name().to_string(),
+                    error: error.clone(),
+                })),
+            }
+        })
+        .await
+    }
+
+    /// Re-evaluate `check` after every row or status change until it
+    /// gives an outcome, or time out.
+    async fn wait(
+        &self,
+        timeout: Duration,
+        check: impl Fn() -> Option<Result<(), WaitError>>,
+    ) -> Result<(), WaitError> {
+        let mut rows = self.shared.rows_tx.subscribe();
+        let mut status = self.shared.status_tx.subscribe();
+        let outcome = async {
             loop {
-                if self.lock().reconciled >= revision {
-                    return;
+                if let Some(outcome) = check() {
+                    return outcome;
                 }
-                if rx.changed().await.is_err() {
-                    std::future::pending::<()>().await;
+                // Both senders live as long as the table.
+                tokio::select! {
+                    _ = rows.changed() => {}
+                    _ = status.changed() => {}
                 }
             }
         };
-        if tokio::time::timeout(timeout, reached).await.is_err() {
-            return Err(WaitError::Timeout {
-                table: self.name().to_string(),
-            });
-        }
-        let failed = key.and_then(|k| self.get(k)).and_then(|(_, rev, status)| {
-            status
-                .error()
-                .filter(|_| rev <= revision)
-                .map(str::to_string)
-        });
-        match failed {
-            Some(error) => Err(WaitError::Failed {
-                table: self.name().to_string(),
-                error,
-            }),
-            None => Ok(()),
-        }
+        tokio::time::timeout(timeout, outcome)
+            .await
+            .unwrap_or_else(|_| {
+                Err(WaitError::Timeout {
+                    table: self.name().to_string(),
+                })
+            })
     }
 
     // ---- the reconciler's side ----

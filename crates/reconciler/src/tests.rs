@@ -126,7 +126,7 @@ async fn rows_are_applied_in_order_and_marked_done() {
     let s = setup(|_| {});
     let r1 = s.table.insert(e(1, "a"));
     let r2 = s.table.insert(e(2, "b"));
-    s.table.wait_reconciled(r2, Some(&2), WAIT).await.unwrap();
+    s.table.wait_row(&2, |_| true, WAIT).await.unwrap();
     assert!(r1 < r2);
     assert_eq!(s.fake.map(), BTreeMap::from([(1, "a"), (2, "b")]));
     assert_eq!(s.fake.log(), ["update(1)", "update(2)"]);
@@ -136,7 +136,7 @@ async fn rows_are_applied_in_order_and_marked_done() {
     assert_eq!(s.table.insert(e(1, "a")), r1);
     let r3 = s.table.insert(e(1, "c"));
     let r4 = s.table.delete(&2).unwrap();
-    s.table.wait_reconciled(r4, None, WAIT).await.unwrap();
+    s.table.wait_reconciled(r4, WAIT).await.unwrap();
     assert!(r3 > r2);
     assert_eq!(s.fake.map(), BTreeMap::from([(1, "c")]));
     assert_eq!(s.fake.log(), ["update(1)", "delete(2)"]);
@@ -147,12 +147,8 @@ async fn rows_are_applied_in_order_and_marked_done() {
 async fn failed_update_is_retried_with_backoff_and_shown_in_health() {
     let s = setup(|_| {});
     s.fake.fail(7, 2);
-    let rev = s.table.insert(e(7, "x"));
-    let err = s
-        .table
-        .wait_reconciled(rev, Some(&7), WAIT)
-        .await
-        .unwrap_err();
+    s.table.insert(e(7, "x"));
+    let err = s.table.wait_row(&7, |_| true, WAIT).await.unwrap_err();
     assert_eq!(
         err,
         WaitError::Failed {
@@ -211,9 +207,9 @@ async fn a_newer_change_replaces_a_pending_retry() {
     let s = setup(|_| {});
     s.fake.fail(1, 1);
     let rev = s.table.insert(e(1, "old"));
-    s.table.wait_reconciled(rev, None, WAIT).await.unwrap();
-    let rev = s.table.insert(e(1, "new"));
-    s.table.wait_reconciled(rev, Some(&1), WAIT).await.unwrap();
+    s.table.wait_reconciled(rev, WAIT).await.unwrap();
+    s.table.insert(e(1, "new"));
+    s.table.wait_row(&1, |_| true, WAIT).await.unwrap();
     assert_eq!(s.fake.log(), ["update(1)", "update(1)"]);
     tokio::time::sleep(Duration::from_secs(120)).await;
     settle().await;
@@ -225,10 +221,10 @@ async fn a_newer_change_replaces_a_pending_retry() {
 async fn failed_delete_is_retried_unless_the_key_comes_back() {
     let s = setup(|_| {});
     let rev = s.table.insert(e(3, "a"));
-    s.table.wait_reconciled(rev, None, WAIT).await.unwrap();
+    s.table.wait_reconciled(rev, WAIT).await.unwrap();
     s.fake.fail(3, 1);
     let rev = s.table.delete(&3).unwrap();
-    s.table.wait_reconciled(rev, None, WAIT).await.unwrap();
+    s.table.wait_reconciled(rev, WAIT).await.unwrap();
     assert_eq!(s.fake.map(), BTreeMap::from([(3, "a")]));
     assert!(!s.health.snapshot()[0].healthy());
     tokio::time::sleep(Duration::from_millis(101)).await;
@@ -239,12 +235,12 @@ async fn failed_delete_is_retried_unless_the_key_comes_back() {
 
     // A failed delete followed by a re-insert: the insert wins.
     let rev = s.table.insert(e(4, "a"));
-    s.table.wait_reconciled(rev, None, WAIT).await.unwrap();
+    s.table.wait_reconciled(rev, WAIT).await.unwrap();
     s.fake.fail(4, 1);
     let rev = s.table.delete(&4).unwrap();
-    s.table.wait_reconciled(rev, None, WAIT).await.unwrap();
-    let rev = s.table.insert(e(4, "b"));
-    s.table.wait_reconciled(rev, Some(&4), WAIT).await.unwrap();
+    s.table.wait_reconciled(rev, WAIT).await.unwrap();
+    s.table.insert(e(4, "b"));
+    s.table.wait_row(&4, |_| true, WAIT).await.unwrap();
     tokio::time::sleep(Duration::from_secs(120)).await;
     settle().await;
     assert_eq!(s.fake.map(), BTreeMap::from([(4, "b")]));
@@ -262,7 +258,7 @@ async fn prune_waits_for_initializers_then_removes_orphans_only() {
     let restore = s.table.register_initializer("restore");
     let sync = s.table.register_initializer("cluster");
     let rev = s.table.insert(e(1, "live"));
-    s.table.wait_reconciled(rev, None, WAIT).await.unwrap();
+    s.table.wait_reconciled(rev, WAIT).await.unwrap();
     restore.done();
     settle().await;
     assert!(!s.table.initialized());
@@ -289,7 +285,7 @@ async fn prune_waits_for_initializers_then_removes_orphans_only() {
 async fn refresh_repairs_drift() {
     let s = setup(|c| c.refresh_interval = Some(Duration::from_secs(30)));
     let rev = s.table.insert(e(5, "v"));
-    s.table.wait_reconciled(rev, None, WAIT).await.unwrap();
+    s.table.wait_reconciled(rev, WAIT).await.unwrap();
     s.fake.with(|t| t.map.clear()); // removed behind our back
     tokio::time::sleep(Duration::from_secs(31)).await;
     settle().await;
@@ -302,7 +298,7 @@ async fn sync_replaces_only_the_owned_rows() {
     s.table.insert(e(100, "other writer"));
     s.table.sync(|r| r.key < 100, [e(1, "a"), e(2, "b")]);
     let rev = s.table.sync(|r| r.key < 100, [e(2, "b"), e(3, "c")]);
-    s.table.wait_reconciled(rev, None, WAIT).await.unwrap();
+    s.table.wait_reconciled(rev, WAIT).await.unwrap();
     assert_eq!(
         s.fake.map(),
         BTreeMap::from([(2, "b"), (3, "c"), (100, "other writer")])
@@ -311,11 +307,34 @@ async fn sync_replaces_only_the_owned_rows() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn wait_row_waits_for_the_accepted_version() {
+    let s = setup(|_| {});
+    let table = s.table.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        table.insert(e(8, "second"));
+    });
+    s.table.insert(e(8, "first"));
+    s.table
+        .wait_row(&8, |r| r.value == "second", WAIT)
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(s.fake.map(), BTreeMap::from([(8, "second")]));
+    let err = s
+        .table
+        .wait_row(&9, |_| true, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WaitError::Timeout { .. }));
+}
+
+#[tokio::test(start_paused = true)]
 async fn wait_times_out_without_a_reconciler() {
     let table: Table<Entry> = Table::new("lonely");
     let rev = table.insert(e(1, "a"));
     let err = table
-        .wait_reconciled(rev, None, Duration::from_secs(1))
+        .wait_reconciled(rev, Duration::from_secs(1))
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "lonely: not reconciled in time");

@@ -9,6 +9,7 @@
 //!   a failed or panicked task with backoff;
 //! - [`health`]: the controller status registry that supervised tasks and
 //!   reconcilers report to (`cilium-dbg status --all-controllers`);
+//! - [`keyed`]: one async lock per key;
 //! - [`selector`]: Kubernetes label-selector matching;
 //! - [`fs`]: atomic file writes;
 //! - [`duration`]: Go-style duration parsing (`1m30s`, `500ms`);
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod duration;
 pub mod fs;
 pub mod health;
+pub mod keyed;
 pub mod logging;
 pub mod pacer;
 pub mod selector;
@@ -32,5 +34,6 @@ pub use cache::{Cache, Change, WatchEvent};
 pub use duration::parse_duration;
 pub use fs::write_atomic;
 pub use health::{ControllerStatus, Health};
+pub use keyed::KeyedLocks;
 pub use pacer::Pacer;
 pub use task::{OwnedTask, Supervisor};
