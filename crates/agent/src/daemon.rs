@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ipnet::Ipv4Net;
-use reconciler::ReconcilerMetrics;
+use reconciler::{Initializer, ReconcilerMetrics};
 use store::Store;
 use toolkit::{Health, retry};
 
@@ -40,7 +40,7 @@ use crate::node::{self, CiliumNodeIntent};
 use crate::routes::{self, NodeRouting, OwnNode, RouteOwnership};
 use crate::state::{IpamState, StateDir};
 use crate::status::StatusInputs;
-use crate::tables::{NodeRow, RouteOwner, Tables, TunnelKind, TunnelRow};
+use crate::tables::{NodeRow, RouteOwner, RouteRow, Tables, TunnelKind, TunnelRow};
 use crate::tasks::{ClusterInputs, Manager, Tasks};
 
 /// Process-level settings (command-line flags).
@@ -87,7 +87,7 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
     }
     let health = Health::new();
     let metrics = ReconcilerMetrics::new();
-    let tables = Tables::default();
+    let (tables, writers) = Tables::new();
     let mut tasks = Tasks::new(health.clone(), metrics.clone());
 
     let store = retry("connecting to etcd", || Store::etcd(&settings.etcd)).await;
@@ -109,7 +109,7 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
     tracing::info!(router_ip = %ipam.router_ip, health_ip = %ipam.health_ip, "router and health IPs");
 
     let mtu = host_stage(&settings.native_device, &cfg, ipam.router_ip).await?;
-    let tunnel = tunnel_stage(&cfg, &tables, &mut tasks).await?;
+    let tunnel = tunnel_stage(&cfg, &tables, writers.startup.tunnels, &mut tasks).await?;
     let kernel = Kernel::load(&LoadConfig {
         bpf_dir: settings.bpf_root.clone(),
         router_ip: ipam.router_ip,
@@ -128,14 +128,14 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
         },
     );
     tasks.cilium_endpoint_sync(&tables, &store, node.node_ip);
-    pod_cidr_routes(&tables, &node.cidrs, ipam.router_ip).await?;
+    pod_cidr_routes(&tables, writers.startup.routes, &node.cidrs, ipam.router_ip).await?;
 
     let routing = node_routing(&cfg, mtu);
     let kernel = Arc::new(kernel);
     let endpoints = Arc::new(EndpointManager::new(
         kernel.clone(),
         StoreIdentities::new(store.clone(), cfg.cluster_name.clone()),
-        tables.clone(),
+        (tables.clone(), writers.endpoints),
         EndpointsCfg {
             router_ip: ipam.router_ip,
             mtu,
@@ -149,25 +149,28 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
         state,
         ipam.pool,
     ));
-    tasks.cluster_controller(ClusterInputs {
-        store: store.clone(),
-        local: LocalNode {
-            name: settings.node_name.clone(),
-            internal_ip: Some(node.node_ip),
-            router_ip: Some(ipam.router_ip),
-            health_ip: Some(ipam.health_ip),
-            other_ips: Vec::new(),
+    tasks.cluster_controller(
+        ClusterInputs {
+            store: store.clone(),
+            local: LocalNode {
+                name: settings.node_name.clone(),
+                internal_ip: Some(node.node_ip),
+                router_ip: Some(ipam.router_ip),
+                health_ip: Some(ipam.health_ip),
+                other_ips: Vec::new(),
+            },
+            own: OwnNode {
+                name: settings.node_name.clone(),
+                internal_ip: Some(node.node_ip),
+                router_ip: ipam.router_ip,
+                pod_cidrs: node.cidrs.clone(),
+            },
+            routing,
+            endpoints: endpoints.subscribe(),
+            tables: tables.clone(),
         },
-        own: OwnNode {
-            name: settings.node_name.clone(),
-            internal_ip: Some(node.node_ip),
-            router_ip: ipam.router_ip,
-            pod_cidrs: node.cidrs.clone(),
-        },
-        routing,
-        endpoints: endpoints.subscribe(),
-        tables: tables.clone(),
-    });
+        writers.cluster,
+    );
     endpoints.restore(saved_endpoints).await;
 
     serve_stage(
@@ -298,6 +301,7 @@ async fn host_stage(device: &str, cfg: &AgentConfig, router_ip: Ipv4Addr) -> any
 async fn tunnel_stage(
     cfg: &AgentConfig,
     tables: &Tables,
+    init: Initializer<TunnelRow>,
     tasks: &mut Tasks,
 ) -> anyhow::Result<Option<TunnelRow>> {
     let row = cfg.tunnel().map(|t| TunnelRow {
@@ -307,7 +311,6 @@ async fn tunnel_stage(
         },
         port: t.port,
     });
-    let init = tables.tunnels.register_initializer("start-up");
     tasks.tunnel_device_sync(tables);
     if let Some(row) = row {
         tables.tunnels.insert(row);
@@ -330,10 +333,10 @@ async fn tunnel_stage(
 /// The route of each of this node's pod CIDRs via `cilium_host`.
 async fn pod_cidr_routes(
     tables: &Tables,
+    init: Initializer<RouteRow>,
     cidrs: &[Ipv4Net],
     router_ip: Ipv4Addr,
 ) -> anyhow::Result<()> {
-    let init = tables.routes.register_initializer("start-up");
     let rows: Vec<_> = cidrs
         .iter()
         .map(|c| routes::cilium_host_route(*c, router_ip, 0, RouteOwner::PodCidr))

@@ -218,4 +218,79 @@ mod tests {
             "Failure   etcd: http://192.168.10.100:2379: connection refused"
         );
     }
+
+    /// A target that fails until told otherwise.
+    struct Flaky(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl reconciler::Operations<crate::tables::LxcRow> for Flaky {
+        async fn update(&self, _row: &crate::tables::LxcRow) -> Result<(), reconciler::OpError> {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(reconciler::OpError("map is full".into()))
+            } else {
+                Ok(())
+            }
+        }
+        async fn delete(&self, _row: &crate::tables::LxcRow) -> Result<(), reconciler::OpError> {
+            Ok(())
+        }
+        async fn prune(
+            &self,
+            _desired: &[std::sync::Arc<crate::tables::LxcRow>],
+        ) -> Result<(), reconciler::OpError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_row_is_retried_and_shown_until_it_succeeds() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+
+        let failing = std::sync::Arc::new(AtomicBool::new(true));
+        let health = toolkit::Health::new();
+        let table = reconciler::Table::new("lxc");
+        let _r = reconciler::spawn(
+            table.clone(),
+            Flaky(failing.clone()),
+            reconciler::Config::new("bpf-map-sync-cilium_lxc"),
+            &health,
+            &reconciler::ReconcilerMetrics::new(),
+        );
+        let row = crate::tables::LxcRow {
+            ip: "172.20.0.9".parse().unwrap(),
+            ifindex: 9,
+            endpoint_id: 9,
+            mac: [0; 6],
+            node_mac: [0; 6],
+            identity: 300,
+        };
+        table.insert(row);
+        let status = || {
+            render(
+                &cfg(),
+                &EndpointSnapshot::default(),
+                &StatusInputs::default(),
+                &health.snapshot(),
+            )
+        };
+        // Three attempts: at once, after 100 ms, after 200 ms more.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let s = status();
+        assert_eq!(s.controllers, "0/1 healthy");
+        let c = &s.controller_statuses[0];
+        assert_eq!(c.consecutive_failures, 3);
+        assert_eq!(
+            c.last_error.as_deref(),
+            Some("1 error(s): 172.20.0.9: map is full")
+        );
+        failing.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let s = status();
+        assert_eq!(s.controllers, "1/1 healthy");
+        assert!(s.controller_statuses[0].last_error.is_none());
+        assert_eq!(
+            table.get(&row.ip).unwrap().2.kind,
+            reconciler::StatusKind::Done
+        );
+    }
 }

@@ -18,7 +18,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use reconciler::{Row, Table};
+use reconciler::{Initializer, Row, Table};
 
 use crate::endpoint::EndpointState;
 pub use crate::ipcache::IpcacheRow;
@@ -193,9 +193,63 @@ pub struct Tables {
     pub node: Table<NodeRow>,
 }
 
-impl Default for Tables {
-    fn default() -> Self {
-        Self {
+/// The endpoint manager's promises to declare its initial rows.
+#[derive(Debug)]
+pub struct EndpointWriters {
+    /// `lxc`.
+    pub lxc: Initializer<LxcRow>,
+    /// `endpoint-programs`.
+    pub programs: Initializer<ProgramRow>,
+    /// `routes` (endpoint routes).
+    pub routes: Initializer<RouteRow>,
+    /// `cilium-endpoints`.
+    pub ceps: Initializer<CepRow>,
+}
+
+impl EndpointWriters {
+    /// Every restored endpoint has its rows.
+    pub fn done(self) {
+        self.lxc.done();
+        self.programs.done();
+        self.routes.done();
+        self.ceps.done();
+    }
+}
+
+/// The cluster controller's promises.
+#[derive(Debug)]
+pub struct ClusterWriters {
+    /// `ipcache`.
+    pub ipcache: Initializer<IpcacheRow>,
+    /// `routes` (node routes).
+    pub routes: Initializer<RouteRow>,
+}
+
+/// Start-up's promises.
+#[derive(Debug)]
+pub struct StartupWriters {
+    /// `routes` (this node's pod CIDRs).
+    pub routes: Initializer<RouteRow>,
+    /// `tunnel-devices`.
+    pub tunnels: Initializer<TunnelRow>,
+}
+
+/// Every writer's initializer, registered when the tables are made (so
+/// no table can count as initialized before all its writers have spoken).
+#[derive(Debug)]
+pub struct Writers {
+    /// The endpoint manager's.
+    pub endpoints: EndpointWriters,
+    /// The cluster controller's.
+    pub cluster: ClusterWriters,
+    /// Start-up's.
+    pub startup: StartupWriters,
+}
+
+impl Tables {
+    /// Empty tables, and the initializers of their writers.
+    pub fn new() -> (Self, Writers) {
+        let t = Self {
             lxc: Table::new("lxc"),
             ipcache: Table::new("ipcache"),
             programs: Table::new("endpoint-programs"),
@@ -203,6 +257,23 @@ impl Default for Tables {
             tunnels: Table::new("tunnel-devices"),
             ceps: Table::new("cilium-endpoints"),
             node: Table::new("cilium-node"),
-        }
+        };
+        let writers = Writers {
+            endpoints: EndpointWriters {
+                lxc: t.lxc.register_initializer("endpoints"),
+                programs: t.programs.register_initializer("endpoints"),
+                routes: t.routes.register_initializer("endpoints"),
+                ceps: t.ceps.register_initializer("endpoints"),
+            },
+            cluster: ClusterWriters {
+                ipcache: t.ipcache.register_initializer("cluster-controller"),
+                routes: t.routes.register_initializer("cluster-controller"),
+            },
+            startup: StartupWriters {
+                routes: t.routes.register_initializer("start-up"),
+                tunnels: t.tunnels.register_initializer("start-up"),
+            },
+        };
+        (t, writers)
     }
 }

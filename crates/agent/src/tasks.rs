@@ -45,7 +45,7 @@ use crate::ipcache::{self, IpcacheRow, LocalEndpoint, LocalNode};
 use crate::kernel::{Kernel, Routes, TunnelDevices};
 use crate::routes::{self, LocalAddr, NodeRouting, OwnNode, RouteOwnership};
 use crate::status::StatusInputs;
-use crate::tables::{RouteOwner, RouteRow, Tables};
+use crate::tables::{ClusterWriters, RouteOwner, RouteRow, Tables};
 
 /// The endpoint manager of a running agent.
 pub type Manager = EndpointManager<Kernel, StoreIdentities>;
@@ -121,19 +121,9 @@ impl Tasks {
     }
 
     /// The ipcache and node-route controller (see [`cluster_controller`]).
-    pub fn cluster_controller(&mut self, inputs: ClusterInputs) {
-        let ipcache_init = Arc::new(Mutex::new(Some(
-            inputs
-                .tables
-                .ipcache
-                .register_initializer("cluster-controller"),
-        )));
-        let routes_init = Arc::new(Mutex::new(Some(
-            inputs
-                .tables
-                .routes
-                .register_initializer("cluster-controller"),
-        )));
+    pub fn cluster_controller(&mut self, inputs: ClusterInputs, writers: ClusterWriters) {
+        let ipcache_init = Arc::new(Mutex::new(Some(writers.ipcache)));
+        let routes_init = Arc::new(Mutex::new(Some(writers.routes)));
         self.supervisor.spawn("cluster-controller", move || {
             cluster_controller(inputs.clone(), ipcache_init.clone(), routes_init.clone())
         });

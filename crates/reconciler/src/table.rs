@@ -211,10 +211,22 @@ impl<R: Row> Table<R> {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Register a writer that will declare its initial content.
+    /// Register a writer that will declare its initial content. Every
+    /// writer must register before the first one is done.
+    ///
+    /// # Panics
+    /// If the table is already initialized (a writer registered too late
+    /// would have its rows pruned).
     pub fn register_initializer(&self, name: impl Into<String>) -> Initializer<R> {
         let name = name.into();
-        self.lock().pending_initializers.insert(name.clone());
+        let mut st = self.lock();
+        assert!(
+            !st.initialized,
+            "table {}: initializer {name} registered after the table was initialized",
+            self.shared.name
+        );
+        st.pending_initializers.insert(name.clone());
+        drop(st);
         Initializer {
             table: self.clone(),
             name,

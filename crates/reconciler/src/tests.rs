@@ -340,6 +340,14 @@ async fn wait_times_out_without_a_reconciler() {
     assert_eq!(err.to_string(), "lonely: not reconciled in time");
 }
 
+#[test]
+#[should_panic(expected = "registered after the table was initialized")]
+fn late_initializers_are_a_bug() {
+    let table: Table<Entry> = Table::new("t");
+    table.register_initializer("first").done();
+    let _late = table.register_initializer("late");
+}
+
 #[tokio::test]
 #[should_panic(expected = "already has a reconciler")]
 async fn one_reconciler_per_table() {

@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
-use reconciler::Initializer;
 use tokio::sync::watch;
 use toolkit::KeyedLocks;
 
@@ -37,7 +36,7 @@ use crate::dataplane::{Dataplane, LinkInfo, LinkRequest};
 use crate::endpoint::{EndpointState, host_ifname, ipam_owner, next_endpoint_id};
 use crate::routes::endpoint_route;
 use crate::state::{IpamState, StateDir};
-use crate::tables::{CepRow, LxcRow, ProgramRow, RouteOwner, RouteRow, Tables};
+use crate::tables::{CepRow, EndpointWriters, ProgramRow, RouteOwner, RouteRow, Tables};
 
 /// The pod behind an ADD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,14 +163,6 @@ struct Inner {
     reserved_ids: BTreeSet<u16>,
 }
 
-/// The writers' promises to the tables this manager fills at restore.
-struct Initializers {
-    lxc: Initializer<LxcRow>,
-    programs: Initializer<ProgramRow>,
-    routes: Initializer<RouteRow>,
-    ceps: Initializer<crate::tables::CepRow>,
-}
-
 /// The endpoint manager.
 pub struct EndpointManager<D: Dataplane, I: IdentityResolver> {
     dataplane: Arc<D>,
@@ -181,7 +172,7 @@ pub struct EndpointManager<D: Dataplane, I: IdentityResolver> {
     state: StateDir,
     inner: Mutex<Inner>,
     attachments: KeyedLocks<(String, String)>,
-    initializers: Mutex<Option<Initializers>>,
+    initializers: Mutex<Option<EndpointWriters>>,
     snapshot_tx: watch::Sender<EndpointSnapshot>,
 }
 
@@ -225,23 +216,16 @@ struct Reservation {
 
 impl<D: Dataplane, I: IdentityResolver> EndpointManager<D, I> {
     /// A manager over `pool` (already holding router/health allocations).
-    /// No I/O; call [`EndpointManager::restore`] before serving. It
-    /// registers itself as a writer of the lxc, program, route and
-    /// CiliumEndpoint tables (done when restore is).
+    /// No I/O; call [`EndpointManager::restore`] before serving, which
+    /// declares the rows of `writers`' tables initialized.
     pub fn new(
         dataplane: Arc<D>,
         identities: I,
-        tables: Tables,
+        (tables, writers): (Tables, EndpointWriters),
         cfg: EndpointsCfg,
         state: StateDir,
         pool: Box<dyn IpPool>,
     ) -> Self {
-        let initializers = Initializers {
-            lxc: tables.lxc.register_initializer("endpoints"),
-            programs: tables.programs.register_initializer("endpoints"),
-            routes: tables.routes.register_initializer("endpoints"),
-            ceps: tables.ceps.register_initializer("endpoints"),
-        };
         let (snapshot_tx, _) = watch::channel(EndpointSnapshot::default());
         Self {
             dataplane,
@@ -255,7 +239,7 @@ impl<D: Dataplane, I: IdentityResolver> EndpointManager<D, I> {
                 reserved_ids: BTreeSet::new(),
             }),
             attachments: KeyedLocks::new(),
-            initializers: Mutex::new(Some(initializers)),
+            initializers: Mutex::new(Some(writers)),
             snapshot_tx,
         }
     }
@@ -755,17 +739,15 @@ impl<D: Dataplane, I: IdentityResolver> EndpointManager<D, I> {
                 tracing::info!(endpoint = ep.id, ip = %ep.ipv4, pod = %ep.pod(), "endpoint restored");
             }
         }
-        let initializers = self
+        let writers = self
             .initializers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(i) = initializers {
-            i.lxc.done();
-            i.programs.done();
-            i.routes.done();
-            i.ceps.done();
+        if let Some(w) = writers {
+            w.done();
         }
+        self.publish(&self.inner());
     }
 
     /// Take back one persisted endpoint (no kernel writes yet).

@@ -13,6 +13,7 @@ use super::*;
 use crate::dataplane::{DatapathMetric, DataplaneError, IpcacheEntry};
 use crate::endpoint::tests::sample_endpoint;
 use crate::ipcache::{LocalEndpoint, LocalNode};
+use crate::tables::LxcRow;
 
 /// What the fake kernel and store hold.
 #[derive(Default)]
@@ -335,7 +336,11 @@ fn setup_cfg(pool: Pool, cfg: EndpointsCfg) -> Setup {
     let state = StateDir::new(dir.path());
     let fake = Fake::default();
     let gate = Arc::new(Notify::new());
-    let tables = Tables::default();
+    let (tables, writers) = Tables::new();
+    // The other writers of the routes and ipcache tables speak at once.
+    writers.cluster.routes.done();
+    writers.cluster.ipcache.done();
+    writers.startup.routes.done();
     let health = Health::new();
     let reconcilers = spawn_targets(&fake, &tables, &health);
     let eps = Arc::new(EndpointManager::new(
@@ -344,7 +349,7 @@ fn setup_cfg(pool: Pool, cfg: EndpointsCfg) -> Setup {
             fake: fake.clone(),
             gate: gate.clone(),
         },
-        tables.clone(),
+        (tables.clone(), writers.endpoints),
         cfg,
         state.clone(),
         Box::new(pool),

@@ -34,6 +34,51 @@ fn webpod_on(lab: &Lab, node: &str) -> (String, String) {
         .unwrap_or_else(|| panic!("no webpod on {node}"))
 }
 
+/// Write a `cilium_lxc` and a `cilium_ipcache_v2` entry that no endpoint
+/// or source owns into `node`'s pinned maps (bpftool, raw ABI bytes);
+/// returns the orphans' IP and prefix as `cilium-dbg bpf` lists them.
+fn inject_orphan_entries(lab: &Lab, node: &str) -> (&'static str, &'static str) {
+    let pins = format!("/sys/fs/bpf/{}/{node}", lab.name);
+    let hex = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let update = |map: &str, key: &str, value: &str| {
+        let out = Command::new("bpftool")
+            .args([
+                "map",
+                "update",
+                "pinned",
+                &format!("{pins}/{map}"),
+                "key",
+                "hex",
+            ])
+            .args(hex(key))
+            .args(["value", "hex"])
+            .args(hex(value))
+            .output()
+            .expect("run bpftool");
+        assert!(
+            out.status.success(),
+            "bpftool {map}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // endpoint_key {ip4 172.20.99.250, pads, family 1, key 0, cluster 0};
+    // endpoint_info {ifindex 999, lxc_id 4000, sec_id 2, rest 0}.
+    update(
+        "cilium_lxc",
+        "ac 14 63 fa 00 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00",
+        "e7 03 00 00 00 00 a0 0f 00 00 00 00 00 00 00 00 \
+         00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00",
+    );
+    // ipcache_key {prefixlen 32+24, cluster 0, pad, family 1, 10.123.0.0};
+    // remote_endpoint_info {identity 2, no tunnel}.
+    update(
+        "cilium_ipcache_v2",
+        "38 00 00 00 00 00 00 01 0a 7b 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+        "02 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+    );
+    ("172.20.99.250", "10.123.0.0/24")
+}
+
 fn curl_from_curl_pod(lab: &Lab, ip: &str) -> (bool, String) {
     let out = lab.run(&["exec", "curl-pod", "--", "curl", "-s", "-m", "3", ip]);
     (
@@ -228,6 +273,7 @@ fn agent_restart_keeps_connections_and_endpoints() {
     let (_, w1_ip) = webpod_on(&lab, "k8s-w1");
     let (_, local_ip) = webpod_on(&lab, "k8s-ctr");
     let before = lab.dbg("k8s-ctr", &["endpoint", "list"]);
+    let live_lxc = lab.dbg("k8s-ctr", &["bpf", "endpoint", "list"]);
 
     // A TCP stream from curl-pod (k8s-ctr) to a webpod on k8s-w1.
     let w1_pod = webpod_on(&lab, "k8s-w1").0;
@@ -271,6 +317,8 @@ fn agent_restart_keeps_connections_and_endpoints() {
     // With the agent dead, the datapath keeps forwarding.
     let (ok, body) = curl_from_curl_pod(&lab, &local_ip);
     assert!(ok, "same-node traffic while the agent is down: {body}");
+    // Entries nobody owns, left in the pinned maps (as by a crashed run).
+    let orphans = inject_orphan_entries(&lab, "k8s-ctr");
     lab.ok(&["restart", "k8s-ctr/cilium-agent"]);
 
     let out = client.join().unwrap();
@@ -309,6 +357,23 @@ fn agent_restart_keeps_connections_and_endpoints() {
         ids(&after),
         "before:\n{before}\nafter:\n{after}"
     );
+    // The restarted agent pruned the orphans and left every live entry.
+    eventually(
+        "the orphan map entries to be pruned",
+        Duration::from_secs(30),
+        || {
+            let lxc = lab.dbg("k8s-ctr", &["bpf", "endpoint", "list"]);
+            let ipcache = lab.dbg("k8s-ctr", &["bpf", "ipcache", "list"]);
+            (!lxc.contains(orphans.0) && !ipcache.contains(orphans.1)).then_some(())
+        },
+    );
+    let lxc_after = lab.dbg("k8s-ctr", &["bpf", "endpoint", "list"]);
+    for line in live_lxc.lines().skip(1) {
+        assert!(
+            lxc_after.contains(line),
+            "live entry {line:?} lost:\n{lxc_after}"
+        );
+    }
     lab.ok(&["scale", "deployment", "webpod", "--replicas", "4"]);
     eventually("4 webpods with IPs", Duration::from_secs(60), || {
         let web = pods_by_node(&lab)
