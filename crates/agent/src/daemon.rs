@@ -110,42 +110,17 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
 
     let mtu = host_stage(&settings.native_device, &cfg, ipam.router_ip).await?;
     let tunnel = tunnel_stage(&cfg, &tables, writers.startup.tunnels, &mut tasks).await?;
-    let kernel = Kernel::load(&LoadConfig {
-        bpf_dir: settings.bpf_root.clone(),
-        router_ip: ipam.router_ip,
-        node_ip: node.node_ip,
-        native_devices: vec![settings.native_device.clone()],
-        cluster_id: cfg.cluster_id,
-        tunnel,
-    })
-    .context("loading the datapath")?;
-    tasks.kernel_sync(
-        &tables,
-        &kernel,
-        RouteOwnership {
-            router_ip: ipam.router_ip,
-            native_cidr: cfg.ipv4_native_routing_cidr,
-        },
-    );
+    let kernel = kernel_stage(&settings, &cfg, &node, &ipam, tunnel, &tables, &mut tasks)?;
     tasks.cilium_endpoint_sync(&tables, &store, node.node_ip);
     pod_cidr_routes(&tables, writers.startup.routes, &node.cidrs, ipam.router_ip).await?;
 
     let routing = node_routing(&cfg, mtu);
-    let kernel = Arc::new(kernel);
+    let (router_ip, health_ip) = (ipam.router_ip, ipam.health_ip);
     let endpoints = Arc::new(EndpointManager::new(
         kernel.clone(),
         StoreIdentities::new(store.clone(), cfg.cluster_name.clone()),
         (tables.clone(), writers.endpoints),
-        EndpointsCfg {
-            router_ip: ipam.router_ip,
-            mtu,
-            route_mtu: match routing {
-                NodeRouting::Tunnel { mtu } => mtu,
-                NodeRouting::Direct | NodeRouting::Network => 0,
-            },
-            endpoint_routes: cfg.enable_endpoint_routes,
-            apply_timeout: APPLY_TIMEOUT,
-        },
+        endpoints_cfg(&cfg, router_ip, mtu, routing),
         state,
         ipam.pool,
     ));
@@ -155,14 +130,14 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
             local: LocalNode {
                 name: settings.node_name.clone(),
                 internal_ip: Some(node.node_ip),
-                router_ip: Some(ipam.router_ip),
-                health_ip: Some(ipam.health_ip),
+                router_ip: Some(router_ip),
+                health_ip: Some(health_ip),
                 other_ips: Vec::new(),
             },
             own: OwnNode {
                 name: settings.node_name.clone(),
                 internal_ip: Some(node.node_ip),
-                router_ip: ipam.router_ip,
+                router_ip,
                 pod_cidrs: node.cidrs.clone(),
             },
             routing,
@@ -179,7 +154,7 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
         &cfg,
         &store,
         ServeInputs {
-            router_ip: ipam.router_ip,
+            router_ip,
             endpoints,
             kernel,
             tables,
@@ -353,6 +328,53 @@ async fn pod_cidr_routes(
     }
     init.done();
     Ok(())
+}
+
+/// Load the datapath and start the reconcilers of its maps, programs
+/// and routes.
+fn kernel_stage(
+    settings: &Settings,
+    cfg: &AgentConfig,
+    node: &NodeFacts,
+    ipam: &Ipam,
+    tunnel: Option<TunnelRow>,
+    tables: &Tables,
+    tasks: &mut Tasks,
+) -> anyhow::Result<Arc<Kernel>> {
+    let kernel = Kernel::load(&LoadConfig {
+        bpf_dir: settings.bpf_root.clone(),
+        router_ip: ipam.router_ip,
+        node_ip: node.node_ip,
+        native_devices: vec![settings.native_device.clone()],
+        cluster_id: cfg.cluster_id,
+        tunnel,
+    })
+    .context("loading the datapath")?;
+    let ownership = RouteOwnership {
+        router_ip: ipam.router_ip,
+        native_cidr: cfg.ipv4_native_routing_cidr,
+    };
+    tasks.kernel_sync(tables, &kernel, ownership);
+    Ok(Arc::new(kernel))
+}
+
+/// The endpoint manager's settings.
+fn endpoints_cfg(
+    cfg: &AgentConfig,
+    router_ip: Ipv4Addr,
+    mtu: u32,
+    routing: NodeRouting,
+) -> EndpointsCfg {
+    EndpointsCfg {
+        router_ip,
+        mtu,
+        route_mtu: match routing {
+            NodeRouting::Tunnel { mtu } => mtu,
+            NodeRouting::Direct | NodeRouting::Network => 0,
+        },
+        endpoint_routes: cfg.enable_endpoint_routes,
+        apply_timeout: APPLY_TIMEOUT,
+    }
 }
 
 /// How the cluster controller routes other nodes' pod CIDRs; `mtu` is

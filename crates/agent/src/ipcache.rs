@@ -183,89 +183,93 @@ pub fn compute(
         .iter()
         .filter(|n| n.metadata.name.as_deref() != Some(local.name.as_str()))
     {
-        let (internal, cilium_internal) = node_addresses(node);
-        if internal.is_some() && internal == local.internal_ip {
-            continue;
-        }
-        for cidr in node_pod_cidrs(node) {
-            put(
-                &mut t,
-                cidr,
-                behind(identity::WORLD, Source::NodeResource, internal, tunnel),
-            );
-        }
-        if let Some(ip) = internal {
-            put(
-                &mut t,
-                host32(ip),
-                row(identity::REMOTE_NODE, Source::KubeApiserver, Some(ip)),
-            );
-        }
-        if let Some(ip) = cilium_internal {
-            // The router IP sits in the node's pod CIDR, behind its tunnel.
-            put(
-                &mut t,
-                host32(ip),
-                behind(
-                    identity::REMOTE_NODE,
-                    Source::NodeResource,
-                    internal,
-                    tunnel,
-                ),
-            );
-        }
+        put_remote_node(&mut t, local, node, tunnel);
     }
     for cep in ceps {
-        let Some(status) = &cep.status else { continue };
-        let Some(net) = &status.networking else {
-            continue;
-        };
-        let node_ip = net.node.as_deref().and_then(|n| n.parse::<Ipv4Addr>().ok());
-        if node_ip.is_some() && node_ip == local.internal_ip {
-            continue; // ours: the local endpoint table is authoritative
-        }
-        let Some(ident) = &status.identity else {
-            continue;
-        };
-        let Ok(identity) = u32::try_from(ident.id) else {
-            continue;
-        };
-        for ip in net
-            .addressing
-            .iter()
-            .filter_map(|a| a.ipv4.as_deref())
-            .filter_map(|a| a.parse::<Ipv4Addr>().ok())
-        {
-            let mut r = behind(identity, Source::CustomResource, node_ip, tunnel);
-            r.labels = ident.labels.clone().unwrap_or_default();
-            put(&mut t, host32(ip), r);
-        }
+        put_remote_endpoint(&mut t, local, cep, tunnel);
     }
+    put_local(&mut t, local, endpoints);
+    t
+}
+
+/// Another node's pod CIDRs, InternalIP and router IP.
+fn put_remote_node(t: &mut IpcacheTable, local: &LocalNode, node: &CiliumNode, tunnel: bool) {
+    let (internal, cilium_internal) = node_addresses(node);
+    if internal.is_some() && internal == local.internal_ip {
+        return; // a stale copy of this node
+    }
+    for cidr in node_pod_cidrs(node) {
+        let r = behind(identity::WORLD, Source::NodeResource, internal, tunnel);
+        put(t, cidr, r);
+    }
+    if let Some(ip) = internal {
+        let r = row(identity::REMOTE_NODE, Source::KubeApiserver, Some(ip));
+        put(t, host32(ip), r);
+    }
+    if let Some(ip) = cilium_internal {
+        // The router IP sits in the node's pod CIDR, behind its tunnel.
+        let r = behind(
+            identity::REMOTE_NODE,
+            Source::NodeResource,
+            internal,
+            tunnel,
+        );
+        put(t, host32(ip), r);
+    }
+}
+
+/// The addresses of another node's endpoint, with its identity.
+fn put_remote_endpoint(
+    t: &mut IpcacheTable,
+    local: &LocalNode,
+    cep: &CiliumEndpoint,
+    tunnel: bool,
+) {
+    let Some(status) = &cep.status else { return };
+    let Some(net) = &status.networking else {
+        return;
+    };
+    let node_ip = net.node.as_deref().and_then(|n| n.parse::<Ipv4Addr>().ok());
+    if node_ip.is_some() && node_ip == local.internal_ip {
+        return; // ours: the local endpoint table is authoritative
+    }
+    let Some(ident) = &status.identity else {
+        return;
+    };
+    let Ok(identity) = u32::try_from(ident.id) else {
+        return;
+    };
+    for ip in net
+        .addressing
+        .iter()
+        .filter_map(|a| a.ipv4.as_deref())
+        .filter_map(|a| a.parse::<Ipv4Addr>().ok())
+    {
+        let mut r = behind(identity, Source::CustomResource, node_ip, tunnel);
+        r.labels = ident.labels.clone().unwrap_or_default();
+        put(t, host32(ip), r);
+    }
+}
+
+/// This node's addresses (host, health) and its endpoints.
+fn put_local(t: &mut IpcacheTable, local: &LocalNode, endpoints: &[LocalEndpoint]) {
     let host_ips = local
         .internal_ip
         .iter()
         .chain(local.router_ip.iter())
         .chain(local.other_ips.iter());
     for ip in host_ips {
-        put(
-            &mut t,
-            host32(*ip),
-            row(identity::HOST, Source::Local, None),
-        );
+        put(t, host32(*ip), row(identity::HOST, Source::Local, None));
     }
     if let Some(ip) = local.health_ip {
-        put(
-            &mut t,
-            host32(ip),
-            row(identity::HEALTH, Source::Local, local.internal_ip),
-        );
+        let r = row(identity::HEALTH, Source::Local, local.internal_ip);
+        put(t, host32(ip), r);
     }
     for ep in endpoints {
         let mut r = row(ep.identity, Source::Local, local.internal_ip);
         r.labels = ep.labels.clone();
-        put(&mut t, host32(ep.ip), r);
+        put(t, host32(ep.ip), r);
     }
-    t
 }
 
 #[cfg(test)]

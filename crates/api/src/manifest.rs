@@ -263,10 +263,7 @@ mod tests {
     use super::*;
 
     fn sample(name: &str) -> String {
-        let path = format!(
-            "{}/../../../shared/spec/manifests/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("sample manifest {path} must exist: {e}"))
     }

@@ -716,9 +716,9 @@ async fn wait_nodes_ready(store: &Store, names: &[String], timeout: Duration) ->
 
 /// The seeds' sample workloads (FEATURES.md §0): webpod ×3 + Service, curl-pod.
 pub const SAMPLE_WORKLOADS: &str = concat!(
-    include_str!("../manifests/webpod.yaml"),
+    include_str!("../../../examples/webpod.yaml"),
     "\n---\n",
-    include_str!("../manifests/curl-pod.yaml")
+    include_str!("../../../examples/curl-pod.yaml")
 );
 
 async fn deploy_workloads(state: &LabState, progress: &Progress, timeout: Duration) -> Result<()> {

@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cilium-lab");
-pub const MANIFESTS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/spec/manifests"
-);
+pub const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
 
 /// A lab that is torn down on drop.
 pub struct Lab {
