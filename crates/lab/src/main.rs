@@ -5,7 +5,6 @@
 
 mod cilium;
 mod cli;
-mod controlplane;
 mod fabric;
 mod lab;
 mod procs;
@@ -449,16 +448,16 @@ async fn run_internal(internal: Internal) -> Result<()> {
             dns_ip,
         } => {
             let store = store::Store::etcd(&[etcd]).await?;
-            controlplane::run(
+            Ok(controlplane::run(
                 store,
-                controlplane::ControlPlaneConfig {
+                controlplane::Config {
                     pod_cidr,
                     service_cidr,
                     dns_service_ip: dns_ip,
                     ..Default::default()
                 },
             )
-            .await
+            .await?)
         }
         Internal::Kubelet {
             lab,
