@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use api::Kind;
 use api::k8s_openapi::api::core::v1::Pod;
+use kubelet::sandbox::SandboxRecord;
 use serde_json::Value;
 use store::Store;
 
@@ -16,7 +17,6 @@ use super::{Selector, namespace_for};
 use crate::cilium::AgentPaths;
 use crate::fabric;
 use crate::lab::{LabPaths, LabState, wait_for};
-use crate::runtime::SandboxRecord;
 
 /// Where `exec` runs a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
