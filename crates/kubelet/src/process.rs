@@ -85,8 +85,8 @@ impl Proc {
     }
 }
 
-/// Spawn `self_exe internal sandbox ARGS` in its own process group, output
-/// appended to `log`.
+/// Spawn the sandbox helper (`self_exe internal sandbox ARGS`) in its own
+/// process group, output appended to `log`.
 pub fn spawn_helper(
     self_exe: &Path,
     args: &SandboxArgs,
@@ -99,9 +99,7 @@ pub fn spawn_helper(
         .open(log)
         .with_context(|| format!("cannot open {}", log.display()))?;
     let child = tokio::process::Command::new(self_exe)
-        .arg("internal")
-        .arg("sandbox")
-        .args(args.to_args())
+        .args(args.command_line())
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(

@@ -58,9 +58,19 @@ pub struct SandboxArgs {
 }
 
 impl SandboxArgs {
+    /// The arguments of `cilium-lab` that run the helper with these
+    /// arguments: `internal sandbox [OPTIONS] -- CMD...`.
+    pub fn command_line(&self) -> Vec<String> {
+        ["internal", "sandbox"]
+            .into_iter()
+            .map(String::from)
+            .chain(self.to_args())
+            .collect()
+    }
+
     /// The argument vector (after `internal sandbox`) that reproduces
     /// these arguments.
-    pub fn to_args(&self) -> Vec<String> {
+    fn to_args(&self) -> Vec<String> {
         let mut a = Vec::new();
         let mut opt = |flag: &str, v: Option<String>| {
             if let Some(v) = v {
