@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use agentclient::{Attachment, DEFAULT_SOCKET_PATH};
 use serde_json::{Map, Value};
 
-use crate::error::{CniError, DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG};
-use crate::version::CniVersion;
+use cnispec::error::{DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG};
+use cnispec::{CniError, CniVersion};
 
 /// A decoded plugin configuration.
 #[derive(Debug, Clone, PartialEq)]

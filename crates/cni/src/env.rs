@@ -2,64 +2,22 @@
 //! network namespace, interface name and `CNI_ARGS` (the `K8S_POD_*` keys).
 //! Parsing only: values are validated as the specification requires and
 //! read through a lookup function, so tests never touch the process
-//! environment. Which variables a command requires is decided here too.
+//! environment. Which variables a command requires is decided here too;
+//! the commands themselves are [`cnispec::Command`].
 
 use std::ffi::OsString;
 
-use crate::error::{CniError, INVALID_ENV};
+use cnispec::error::INVALID_ENV;
+use cnispec::{CniError, Command};
 
-/// The CNI operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    /// Attach a container to the network.
-    Add,
-    /// Release a container's attachment.
-    Del,
-    /// Verify an attachment.
-    Check,
-    /// Report whether the plugin can serve ADD.
-    Status,
-    /// Remove attachments not in the runtime's valid list.
-    Gc,
-    /// Report supported versions.
-    Version,
+/// Whether CNI_CONTAINERID and CNI_IFNAME are required.
+fn needs_attachment(command: Command) -> bool {
+    matches!(command, Command::Add | Command::Del | Command::Check)
 }
 
-impl Command {
-    /// `CNI_COMMAND` value -> command.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "ADD" => Self::Add,
-            "DEL" => Self::Del,
-            "CHECK" => Self::Check,
-            "STATUS" => Self::Status,
-            "GC" => Self::Gc,
-            "VERSION" => Self::Version,
-            _ => return None,
-        })
-    }
-
-    /// The `CNI_COMMAND` spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Add => "ADD",
-            Self::Del => "DEL",
-            Self::Check => "CHECK",
-            Self::Status => "STATUS",
-            Self::Gc => "GC",
-            Self::Version => "VERSION",
-        }
-    }
-
-    /// Whether CNI_CONTAINERID and CNI_IFNAME are required.
-    fn needs_attachment(self) -> bool {
-        matches!(self, Self::Add | Self::Del | Self::Check)
-    }
-
-    /// Whether CNI_NETNS is required (DEL must work without it).
-    fn needs_netns(self) -> bool {
-        matches!(self, Self::Add | Self::Check)
-    }
+/// Whether CNI_NETNS is required (DEL must work without it).
+fn needs_netns(command: Command) -> bool {
+    matches!(command, Command::Add | Command::Check)
 }
 
 /// Kubernetes pod identity from `CNI_ARGS` (empty for other runtimes).
@@ -127,11 +85,11 @@ impl Invocation {
         let mut container_id = var(lookup, "CNI_CONTAINERID")?;
         let mut netns = var(lookup, "CNI_NETNS")?;
         let mut ifname = var(lookup, "CNI_IFNAME")?;
-        if command.needs_attachment() {
+        if needs_attachment(command) {
             container_id = Some(required(container_id, "CNI_CONTAINERID", command)?);
             ifname = Some(required(ifname, "CNI_IFNAME", command)?);
         }
-        if command.needs_netns() {
+        if needs_netns(command) {
             netns = Some(required(netns, "CNI_NETNS", command)?);
         }
         if let Some(id) = &container_id {

@@ -15,15 +15,23 @@
 //!
 //! The plugin creates nothing itself (the agent does all the plumbing), so
 //! a failure never leaves anything half-created on its side. Failures print
-//! the CNI error object on stdout and exit non-zero; see [`error`] for the
-//! codes. No async runtime: a blocking client keeps start-up near 1 ms.
+//! the CNI error object on stdout and exit non-zero; see
+//! [`cnispec::error`] and [`AGENT_FAILURE`] for the codes. The
+//! specification's types (versions, commands, results, errors) come from
+//! `cnispec`; this crate owns reading the invocation, talking to the agent
+//! and shaping its answer. No async runtime: a blocking client keeps
+//! start-up near 1 ms.
 
 pub mod config;
 pub mod env;
-pub mod error;
 mod log;
 mod plugin;
 pub mod result;
-pub mod version;
 
 pub use plugin::{Outcome, run};
+
+/// The plugin's own error code (beyond the specification's 1-99, which
+/// the agent may report too: its `ApiError.code` is passed through): 100,
+/// the agent failed without naming a CNI code, or answered something this
+/// plugin cannot use.
+pub const AGENT_FAILURE: u32 = 100;

@@ -13,15 +13,18 @@ use agentclient::{
     CniGcRequest, CniGcResponse, DEFAULT_TIMEOUT, Health,
 };
 
-use crate::config::{self, NetConf};
-use crate::env::{self, Command, Invocation, Lookup};
-use crate::error::{
-    AGENT_FAILURE, CniError, INCOMPATIBLE_VERSION, INVALID_CONFIG, IO_FAILURE,
-    PLUGIN_NOT_AVAILABLE, PLUGIN_NOT_AVAILABLE_LIMITED, TRY_AGAIN_LATER,
+use cnispec::error::{
+    INCOMPATIBLE_VERSION, INVALID_CONFIG, IO_FAILURE, PLUGIN_NOT_AVAILABLE,
+    PLUGIN_NOT_AVAILABLE_LIMITED, TRY_AGAIN_LATER,
 };
+use cnispec::version::{self, CniVersion};
+use cnispec::{CniError, Command};
+
+use crate::AGENT_FAILURE;
+use crate::config::{self, NetConf};
+use crate::env::{self, Invocation, Lookup};
 use crate::log::DebugLog;
 use crate::result;
-use crate::version::{self, CniVersion};
 
 /// How long STATUS waits for the agent.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,7 +50,10 @@ pub fn run(lookup: Lookup<'_>, stdin: &mut dyn Read) -> Outcome {
             exit_code: 0,
         },
         Err(e) => {
-            log.line(format_args!("error: {e}: {}", e.details));
+            log.line(format_args!(
+                "error: {} (code {}): {}",
+                e.msg, e.code, e.details
+            ));
             Outcome {
                 stdout: e.to_json(reply),
                 exit_code: 1,
@@ -117,11 +123,7 @@ fn execute(
 
 /// CHECK exists from 0.4.0, STATUS and GC from 1.1.0.
 fn check_version(command: Command, version: CniVersion) -> Result<(), CniError> {
-    let min = match command {
-        Command::Check => CniVersion::V0_4_0,
-        Command::Status | Command::Gc => CniVersion::V1_1_0,
-        _ => CniVersion::V0_3_0,
-    };
+    let min = command.since();
     if version < min {
         return Err(CniError::new(
             INCOMPATIBLE_VERSION,

@@ -1,57 +1,19 @@
 //! The ADD result, rendered from the agent's answer in the shape of the
-//! configuration's CNI version: `ips[].version` exists up to 0.4.0, the
-//! interface `mtu` from 1.1.0. When chained after another plugin the
-//! previous result is kept and ours appended. Pure functions; the agent's
-//! values are checked so that an invalid result is never printed.
+//! configuration's CNI version (the types and what differs between
+//! versions are [`cnispec::result`]'s). When chained after another plugin
+//! the previous result is kept and ours appended. Pure functions; the
+//! agent's values are checked so that an invalid result is never printed.
 
 use std::net::IpAddr;
 
 use agentclient::CniAddResponse;
-use serde::Serialize;
+use cnispec::error::INVALID_CONFIG;
+use cnispec::result::{AddResult, Dns, Interface, IpConfig, Route};
+use cnispec::{CniError, CniVersion};
+use ipnet::IpNet;
 use serde_json::{Map, Value};
 
-use crate::error::{AGENT_FAILURE, CniError, INVALID_CONFIG};
-use crate::version::CniVersion;
-
-#[derive(Serialize)]
-struct CniResult {
-    #[serde(rename = "cniVersion")]
-    cni_version: &'static str,
-    interfaces: Vec<Interface>,
-    ips: Vec<IpConfig>,
-    routes: Vec<Route>,
-    dns: Dns,
-}
-
-#[derive(Serialize)]
-struct Interface {
-    name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    mac: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mtu: Option<u32>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    sandbox: String,
-}
-
-#[derive(Serialize)]
-struct IpConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<&'static str>,
-    address: String,
-    gateway: String,
-    interface: usize,
-}
-
-#[derive(Serialize)]
-struct Route {
-    dst: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gw: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Dns {}
+use crate::AGENT_FAILURE;
 
 fn bad_agent(what: impl Into<String>) -> CniError {
     CniError::new(AGENT_FAILURE, "the cilium agent returned an invalid result").with_details(what)
@@ -63,20 +25,9 @@ fn parse_ip(what: &str, s: &str) -> Result<IpAddr, CniError> {
 }
 
 /// `10.0.0.0/8` with a valid address and prefix length.
-fn check_cidr(s: &str) -> Result<(), CniError> {
-    let ok = s.split_once('/').is_some_and(|(ip, len)| {
-        let max = match ip.parse::<IpAddr>() {
-            Ok(IpAddr::V4(_)) => 32,
-            Ok(IpAddr::V6(_)) => 128,
-            Err(_) => return false,
-        };
-        len.parse::<u8>().is_ok_and(|l| l <= max)
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(bad_agent(format!("route destination {s:?} is not a CIDR")))
-    }
+fn parse_cidr(s: &str) -> Result<IpNet, CniError> {
+    s.parse()
+        .map_err(|_| bad_agent(format!("route destination {s:?} is not a CIDR")))
 }
 
 /// The ADD result for `resp`, with the container interface in `netns`,
@@ -88,19 +39,25 @@ pub fn add_result(
     prev: Option<&Value>,
 ) -> Result<Value, CniError> {
     let ip = parse_ip("pod address", &resp.ipv4)?;
-    let max_len = if ip.is_ipv4() { 32 } else { 128 };
-    if resp.prefix_len > max_len {
-        return Err(bad_agent(format!("prefix length {}", resp.prefix_len)));
-    }
-    parse_ip("gateway", &resp.gateway)?;
-    for r in &resp.routes {
-        check_cidr(&r.dst)?;
-        if let Some(gw) = &r.gw {
-            parse_ip("route gateway", gw)?;
-        }
-    }
-    let result = CniResult {
-        cni_version: version.as_str(),
+    let address = IpNet::new(ip, resp.prefix_len)
+        .map_err(|_| bad_agent(format!("prefix length {}", resp.prefix_len)))?;
+    let gateway = parse_ip("gateway", &resp.gateway)?;
+    let routes = resp
+        .routes
+        .iter()
+        .map(|r| {
+            Ok(Route {
+                dst: parse_cidr(&r.dst)?,
+                gw: r
+                    .gw
+                    .as_deref()
+                    .map(|gw| parse_ip("route gateway", gw))
+                    .transpose()?,
+            })
+        })
+        .collect::<Result<_, CniError>>()?;
+    let result = AddResult {
+        cni_version: version,
         interfaces: vec![
             Interface {
                 name: resp.host_ifname.clone(),
@@ -111,30 +68,20 @@ pub fn add_result(
             Interface {
                 name: resp.ifname.clone(),
                 mac: resp.mac.clone(),
-                mtu: (version >= CniVersion::V1_1_0 && resp.mtu > 0).then_some(resp.mtu),
+                mtu: (resp.mtu > 0).then_some(resp.mtu),
                 sandbox: netns.to_string(),
             },
         ],
         ips: vec![IpConfig {
-            version: (version <= CniVersion::V0_4_0).then_some(if ip.is_ipv4() {
-                "4"
-            } else {
-                "6"
-            }),
-            address: format!("{ip}/{}", resp.prefix_len),
-            gateway: resp.gateway.clone(),
-            interface: 1,
+            version: None,
+            address,
+            gateway: Some(gateway),
+            interface: Some(1),
         }],
-        routes: resp
-            .routes
-            .iter()
-            .map(|r| Route {
-                dst: r.dst.clone(),
-                gw: r.gw.clone(),
-            })
-            .collect(),
-        dns: Dns {},
-    };
+        routes,
+        dns: Dns::default(),
+    }
+    .convert(version);
     let ours = serde_json::to_value(&result).map_err(|e| bad_agent(e.to_string()))?;
     match prev {
         None => Ok(ours),

@@ -5,12 +5,10 @@
 
 mod cilium;
 mod cli;
-mod controlplane;
 mod fabric;
 mod lab;
 mod procs;
 mod rollout;
-mod runtime;
 mod status;
 mod topology;
 
@@ -299,13 +297,13 @@ enum Internal {
         cni_conf_dir: PathBuf,
         /// Who writes the CNI configuration.
         #[arg(long, value_enum, default_value = "bridge")]
-        cni_mode: runtime::kubelet::CniMode,
+        cni_mode: kubelet::CniMode,
         /// CNI plugin directories (repeatable).
         #[arg(long = "cni-bin-dir", default_value = "/usr/lib/cni")]
         cni_bin_dirs: Vec<PathBuf>,
     },
     /// Enter namespaces and a cgroup, then exec a command.
-    Sandbox(runtime::sandbox::SandboxArgs),
+    Sandbox(kubelet::sandbox::SandboxArgs),
     /// The traefik/whoami workload.
     Whoami {
         /// Port.
@@ -354,13 +352,13 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         // Entered before any thread exists: setns into a mount namespace
         // needs a single-threaded process.
-        Command::Internal(Internal::Sandbox(args)) => match runtime::sandbox::main(args)? {},
+        Command::Internal(Internal::Sandbox(args)) => match kubelet::sandbox::main(args)? {},
         Command::Internal(Internal::Whoami { port, name }) => {
-            runtime::whoami::serve(port, &name)?;
+            kubelet::whoami::serve(port, &name)?;
             Ok(0)
         }
         Command::Internal(Internal::Httpd { port, body }) => {
-            runtime::whoami::serve_static(port, &body)?;
+            kubelet::whoami::serve_static(port, &body)?;
             Ok(0)
         }
         Command::Internal(internal) => {
@@ -449,16 +447,16 @@ async fn run_internal(internal: Internal) -> Result<()> {
             dns_ip,
         } => {
             let store = store::Store::etcd(&[etcd]).await?;
-            controlplane::run(
+            Ok(controlplane::run(
                 store,
-                controlplane::ControlPlaneConfig {
+                controlplane::Config {
                     pod_cidr,
                     service_cidr,
                     dns_service_ip: dns_ip,
                     ..Default::default()
                 },
             )
-            .await
+            .await?)
         }
         Internal::Kubelet {
             lab,
@@ -472,9 +470,9 @@ async fn run_internal(internal: Internal) -> Result<()> {
             cni_bin_dirs,
         } => {
             let store = store::Store::etcd(&[etcd]).await?;
-            runtime::kubelet::run(
+            Ok(kubelet::run(
                 store,
-                runtime::kubelet::KubeletConfig {
+                kubelet::Config {
                     lab,
                     node,
                     node_ip,
@@ -486,7 +484,7 @@ async fn run_internal(internal: Internal) -> Result<()> {
                     self_exe: std::env::current_exe()?,
                 },
             )
-            .await
+            .await?)
         }
         Internal::Sandbox(_) | Internal::Whoami { .. } | Internal::Httpd { .. } => {
             unreachable!("handled before the runtime starts")

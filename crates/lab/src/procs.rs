@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use kubelet::sandbox::{ProcessId, SandboxArgs};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -59,13 +60,14 @@ pub fn spawn(s: &Spawn) -> Result<ProcRecord> {
     // shares the caller's mount namespace (so `ip netns add` inside it is
     // visible to everyone).
     let exe = std::env::current_exe().context("cannot find cilium-lab's own path")?;
+    let helper = SandboxArgs {
+        netns: Some(crate::fabric::netns_path(&s.netns)),
+        cgroup: Some(s.cgroup.clone()),
+        command: s.argv.clone(),
+        ..Default::default()
+    };
     let child = Command::new(exe)
-        .args(["internal", "sandbox", "--netns"])
-        .arg(crate::fabric::netns_path(&s.netns))
-        .arg("--cgroup")
-        .arg(&s.cgroup)
-        .arg("--")
-        .args(&s.argv)
+        .args(helper.command_line())
         .current_dir(&s.cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -74,26 +76,12 @@ pub fn spawn(s: &Spawn) -> Result<ProcRecord> {
         .spawn()
         .with_context(|| format!("cannot start {}", s.name))?;
     let pid = i32::try_from(child.id()).context("pid out of range")?;
-    let start_time = start_time(pid).with_context(|| format!("{} exited at once", s.name))?;
+    let id = ProcessId::of(pid).with_context(|| format!("{} exited at once", s.name))?;
     Ok(ProcRecord {
         spec: s.clone(),
         pid,
-        start_time,
+        start_time: id.start_ticks,
     })
-}
-
-/// Start time of a live process, or `None` when it is gone.
-pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // `rest` starts at field 3 (state); start time is field 22.
-    let field = rest.split_whitespace().nth(19)?;
-    let state = rest.split_whitespace().next()?;
-    if state == "Z" {
-        return None;
-    }
-    field.parse().ok()
 }
 
 impl ProcRecord {
@@ -106,7 +94,11 @@ impl ProcRecord {
 
     /// Whether the recorded process is still the one we started.
     pub fn alive(&self) -> bool {
-        start_time(self.pid) == Some(self.start_time)
+        ProcessId {
+            pid: self.pid,
+            start_ticks: self.start_time,
+        }
+        .alive()
     }
 
     /// End the process: SIGTERM, then SIGKILL after `grace`.

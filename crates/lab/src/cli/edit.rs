@@ -7,11 +7,11 @@ use anyhow::{Result, bail};
 use api::Kind;
 use api::k8s_openapi::api::apps::v1::Deployment;
 use api::k8s_openapi::api::core::v1::{Node, Pod};
+use controlplane::request_pod_deletion;
 use serde_json::Value;
 use store::Store;
 
 use super::{namespace_for, qualified};
-use crate::controlplane::request_pod_deletion;
 use crate::lab::wait_for;
 
 /// Delete objects by name. Pods are deleted gracefully (the kubelet stops

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use api::Kind;
 use api::k8s_openapi::api::core::v1::Pod;
+use kubelet::sandbox::{SandboxArgs, SandboxRecord};
 use serde_json::Value;
 use store::Store;
 
@@ -16,7 +17,6 @@ use super::{Selector, namespace_for};
 use crate::cilium::AgentPaths;
 use crate::fabric;
 use crate::lab::{LabPaths, LabState, wait_for};
-use crate::runtime::SandboxRecord;
 
 /// Where `exec` runs a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,31 +48,29 @@ pub fn resolve_target(state: &LabState, target: &str, ns: Option<&str>) -> Targe
     }
 }
 
-/// The `internal sandbox` arguments that enter a target.
-async fn enter_args(state: &LabState, store: &Store, target: &Target) -> Result<Vec<String>> {
+/// The sandbox helper's arguments that enter a target (without the
+/// command).
+async fn enter_args(state: &LabState, store: &Store, target: &Target) -> Result<SandboxArgs> {
     let paths = LabPaths::new(&state.lab);
     match target {
         Target::Host(host) => {
             if state.topology.host(host).is_none() {
                 bail!("lab {:?} has no host {host:?}", state.lab);
             }
-            let netns = fabric::netns_path(&fabric::netns_name(&state.lab, host));
-            Ok(vec![
-                "--netns".into(),
-                netns.display().to_string(),
-                "--cgroup".into(),
-                paths.cgroup(host).display().to_string(),
-            ])
+            Ok(SandboxArgs {
+                netns: Some(fabric::netns_path(&fabric::netns_name(&state.lab, host))),
+                cgroup: Some(paths.cgroup(host)),
+                ..Default::default()
+            })
         }
         Target::Pod { namespace, name } => {
             let (pod, record) = sandbox_of(state, store, namespace, name).await?;
             let node = pod.spec.and_then(|s| s.node_name).unwrap_or_default();
-            Ok(vec![
-                "--target-pid".into(),
-                record.pid.to_string(),
-                "--cgroup".into(),
-                paths.cgroup(&node).display().to_string(),
-            ])
+            Ok(SandboxArgs {
+                target_pid: Some(record.pid),
+                cgroup: Some(paths.cgroup(&node)),
+                ..Default::default()
+            })
         }
     }
 }
@@ -103,13 +101,13 @@ pub async fn exec(state: &LabState, store: &Store, target: &Target, cmd: &[Strin
     if cmd.is_empty() {
         bail!("you must specify at least one command for the container");
     }
-    let mut args = vec!["internal".to_string(), "sandbox".to_string()];
-    args.extend(enter_args(state, store, target).await?);
-    args.push("--".into());
-    args.extend(cmd.iter().cloned());
+    let helper = SandboxArgs {
+        command: cmd.to_vec(),
+        ..enter_args(state, store, target).await?
+    };
     let exe = std::env::current_exe()?;
     let mut command = Command::new(&exe);
-    command.args(args);
+    command.args(helper.command_line());
     if let Target::Host(host) = target {
         // On a node, `cilium-dbg` finds that node's agent, and the
         // project's binaries are on PATH like on a real node.

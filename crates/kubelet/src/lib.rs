@@ -1,7 +1,8 @@
-//! The lab's kubelet: one process per node, inside the node's network
-//! namespace. It registers the Node, writes the bridge CNI configuration
-//! once the node has a podCIDR (bridge mode), and runs every pod bound to
-//! the node.
+//! The lab's pod runtime (a minimal kubelet): one process per node,
+//! inside the node's network namespace. It registers the Node, writes the
+//! bridge CNI configuration once the node has a podCIDR (bridge mode), and
+//! runs every pod bound to the node: sandboxes with their own network, UTS
+//! and mount namespaces, CNI calls as containerd makes them, workloads.
 //!
 //! ```text
 //!  store.reflect::<Node>  ──> node task ── Ready, labels; podCIDR ──> 10-bridge.conflist ─┐
@@ -16,11 +17,38 @@
 //! pods keep running (they are in their own sessions) to be adopted by the
 //! next kubelet. Work is driven by watch events; the only timers are
 //! retries, probes, CNI CHECK and the configuration directory stat.
+//!
+//! The entry points are those of `cilium-lab`'s internal subcommands:
+//! [`run`] (`internal kubelet`), [`sandbox::main`] (`internal sandbox`,
+//! which the kubelet and the lab exec to enter namespaces; the lab's CLI
+//! reads the [`sandbox::SandboxRecord`]s it leaves) and [`whoami`]
+//! (`internal whoami`, `internal httpd`). Modules:
+//!
+//! - `pod`, `process`, `status`, `netns`: one pod's lifecycle, its
+//!   processes, its status and its network namespace;
+//! - `cni`: the CNI client (configuration, plugin execution, results in
+//!   [`cnispec`]'s types);
+//! - [`sandbox`]: the single-threaded namespace helper and the on-disk
+//!   sandbox records;
+//! - [`whoami`]: the built-in `traefik/whoami` server and a static web
+//!   server.
+//!
+//! This crate owns only the node's pod sandboxes: namespaces named
+//! `<lab>-pod-*`, files under `<node state dir>/pods/` and the CNI
+//! configuration it writes; it never changes the host's namespaces, and it
+//! makes no scheduling or controller decisions (the control plane's).
 
+mod cni;
+mod error;
 mod netns;
 mod pod;
 mod process;
+pub mod sandbox;
 mod status;
+pub mod whoami;
+
+#[cfg(test)]
+mod root_tests;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,7 +56,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use api::Object;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -36,13 +63,13 @@ use store::{Change, Store, WatchEvent};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use self::pod::PodWorker;
-#[cfg(test)]
-pub(crate) use self::status::now as now_time;
-pub(crate) use self::status::unix_now;
-use self::status::{NodeFacts, apply_node_status, now};
-use super::cni::{CniClient, write_bridge_conflist};
 use toolkit::{Backoff, OwnedTask};
+
+use crate::cni::{CniClient, write_bridge_conflist};
+use crate::error::Context as _;
+pub use crate::error::Error;
+use crate::pod::PodWorker;
+use crate::status::{NodeFacts, apply_node_status, now};
 
 /// How the node's CNI configuration comes to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,7 +83,7 @@ pub enum CniMode {
 
 /// What a node's kubelet needs to know.
 #[derive(Debug, Clone)]
-pub struct KubeletConfig {
+pub struct Config {
     /// Lab name (prefix of every namespace name).
     pub lab: String,
     /// Node name.
@@ -80,7 +107,7 @@ pub struct KubeletConfig {
 /// Shared by all tasks of one kubelet.
 pub(crate) struct Ctx {
     store: Store,
-    cfg: KubeletConfig,
+    cfg: Config,
     cni: CniClient,
     /// Bumped whenever the CNI configuration directory may have changed.
     cni_rx: watch::Receiver<u64>,
@@ -90,7 +117,7 @@ pub(crate) struct Ctx {
 
 /// Run the kubelet until cancelled (drop the future) or the store fails
 /// for good.
-pub async fn run(store: Store, cfg: KubeletConfig) -> anyhow::Result<()> {
+pub async fn run(store: Store, cfg: Config) -> Result<(), Error> {
     for dir in [cfg.state_dir.join("pods"), cfg.cni_conf_dir.clone()] {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -245,7 +272,7 @@ fn on_node(pod: &Pod, node: &str) -> bool {
 }
 
 /// Follow every pod of this node, one worker per pod uid.
-async fn pod_loop(ctx: Arc<Ctx>) -> anyhow::Result<()> {
+async fn pod_loop(ctx: Arc<Ctx>) -> Result<(), Error> {
     let mut changes = ctx.store.reflect::<Pod>(None);
     let mut workers: HashMap<String, WorkerHandle> = HashMap::new();
     let mut orphans: HashMap<PathBuf, OwnedTask> = HashMap::new();
@@ -255,7 +282,7 @@ async fn pod_loop(ctx: Arc<Ctx>) -> anyhow::Result<()> {
         tokio::select! {
             change = changes.next() => {
                 let Some(change) = change else {
-                    anyhow::bail!("pod watch ended");
+                    return Err(Error::WatchEnded("pod"));
                 };
                 match change {
                     Change::Synced(pods) => {

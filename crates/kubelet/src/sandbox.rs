@@ -20,10 +20,12 @@ use std::fs::File;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::error::Context;
 
 /// Arguments of `cilium-lab internal sandbox`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
@@ -56,9 +58,19 @@ pub struct SandboxArgs {
 }
 
 impl SandboxArgs {
+    /// The arguments of `cilium-lab` that run the helper with these
+    /// arguments: `internal sandbox [OPTIONS] -- CMD...`.
+    pub fn command_line(&self) -> Vec<String> {
+        ["internal", "sandbox"]
+            .into_iter()
+            .map(String::from)
+            .chain(self.to_args())
+            .collect()
+    }
+
     /// The argument vector (after `internal sandbox`) that reproduces
     /// these arguments.
-    pub fn to_args(&self) -> Vec<String> {
+    fn to_args(&self) -> Vec<String> {
         let mut a = Vec::new();
         let mut opt = |flag: &str, v: Option<String>| {
             if let Some(v) = v {
@@ -93,9 +105,9 @@ impl SandboxArgs {
 /// Enter or create the namespaces described by `args`, then exec the
 /// command. Returns only on failure. Must be called while the process is
 /// single-threaded (before any async runtime starts).
-pub fn main(args: SandboxArgs) -> anyhow::Result<Infallible> {
+pub fn main(args: SandboxArgs) -> Result<Infallible, Error> {
     if args.command.is_empty() {
-        bail!("no command given");
+        return Err(Error::Failed("no command given".into()));
     }
     if let Some(pid) = args.target_pid {
         // Open every namespace first: after entering the mount namespace
@@ -162,20 +174,23 @@ pub fn main(args: SandboxArgs) -> anyhow::Result<Infallible> {
         .iter()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
-        .context("argument contains a NUL byte")?;
+        .map_err(|_| Error::Failed("argument contains a NUL byte".into()))?;
     let err = nix::unistd::execvp(&argv[0], &argv).unwrap_err();
-    bail!("cannot execute {}: {err}", args.command[0])
+    Err(Error::Failed(format!(
+        "cannot execute {}: {err}",
+        args.command[0]
+    )))
 }
 
 /// Move the calling process into a cgroup v2 directory.
-fn join_cgroup(dir: &Path) -> anyhow::Result<()> {
+fn join_cgroup(dir: &Path) -> Result<(), Error> {
     let procs = dir.join("cgroup.procs");
     std::fs::write(&procs, std::process::id().to_string())
         .with_context(|| format!("cannot join cgroup {}", dir.display()))
 }
 
 /// Bind-mount `src` over `dst` (creating `dst` if it is missing).
-fn bind_file(src: &Path, dst: &Path) -> anyhow::Result<()> {
+fn bind_file(src: &Path, dst: &Path) -> Result<(), Error> {
     if !dst.exists() {
         File::create(dst).with_context(|| format!("cannot create {}", dst.display()))?;
     }
@@ -200,7 +215,11 @@ fn remount_sysfs() {
 
 /// Search domains and nameserver of a pod's `/etc/resolv.conf`, as kubelet
 /// writes it for `dnsPolicy: ClusterFirst`.
-pub fn render_resolv_conf(namespace: &str, cluster_domain: &str, nameserver: IpAddr) -> String {
+pub(crate) fn render_resolv_conf(
+    namespace: &str,
+    cluster_domain: &str,
+    nameserver: IpAddr,
+) -> String {
     format!(
         "search {namespace}.svc.{cluster_domain} svc.{cluster_domain} {cluster_domain}\n\
          nameserver {nameserver}\n\
@@ -209,7 +228,7 @@ pub fn render_resolv_conf(namespace: &str, cluster_domain: &str, nameserver: IpA
 }
 
 /// A pod's `/etc/hosts`, as kubelet writes it.
-pub fn render_hosts(pod_ips: &[IpAddr], hostname: &str) -> String {
+pub(crate) fn render_hosts(pod_ips: &[IpAddr], hostname: &str) -> String {
     let mut s = String::from(
         "# Kubernetes-managed hosts file.\n\
          127.0.0.1\tlocalhost\n\
@@ -227,7 +246,7 @@ pub fn render_hosts(pod_ips: &[IpAddr], hostname: &str) -> String {
 
 /// Directory of one pod's sandbox under a node's state directory:
 /// `<node_state_dir>/pods/<namespace>_<name>_<uid>`.
-pub fn pod_dir(node_state_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
+pub(crate) fn pod_dir(node_state_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
     node_state_dir
         .join("pods")
         .join(format!("{namespace}_{name}_{uid}"))
@@ -268,7 +287,7 @@ fn proc_stat(pid: i32) -> Option<(char, u64)> {
 }
 
 /// The argument vector of a live process.
-pub fn cmdline(pid: i32) -> Option<Vec<String>> {
+pub(crate) fn cmdline(pid: i32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(
         raw.split(|b| *b == 0)
@@ -331,7 +350,7 @@ pub struct SandboxRecord {
 }
 
 /// File name of the record inside a pod directory.
-pub const RECORD_FILE: &str = "sandbox.json";
+pub(crate) const RECORD_FILE: &str = "sandbox.json";
 
 impl SandboxRecord {
     /// Load the record of one pod.
@@ -340,12 +359,12 @@ impl SandboxRecord {
         namespace: &str,
         name: &str,
         uid: &str,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, Error> {
         Self::load_from(&pod_dir(node_state_dir, namespace, name, uid))
     }
 
     /// Load the record in a pod directory.
-    pub fn load_from(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn load_from(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(RECORD_FILE);
         let bytes =
             std::fs::read(&path).with_context(|| format!("no sandbox at {}", path.display()))?;
@@ -353,18 +372,20 @@ impl SandboxRecord {
     }
 
     /// This pod's directory.
-    pub fn dir(&self, node_state_dir: &Path) -> PathBuf {
+    fn dir(&self, node_state_dir: &Path) -> PathBuf {
         pod_dir(node_state_dir, &self.namespace, &self.name, &self.uid)
     }
 
     /// Write the record atomically.
-    pub fn save(&self, node_state_dir: &Path) -> anyhow::Result<()> {
+    pub(crate) fn save(&self, node_state_dir: &Path) -> Result<(), Error> {
         let dir = self.dir(node_state_dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(toolkit::write_atomic(
-            &dir.join(RECORD_FILE),
-            &serde_json::to_vec_pretty(self)?,
-        )?)
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(RECORD_FILE);
+        let bytes = serde_json::to_vec_pretty(self)
+            .with_context(|| format!("cannot encode {}", path.display()))?;
+        toolkit::write_atomic(&path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The log file of a container (stdout and stderr).

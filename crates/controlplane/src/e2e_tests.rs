@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
-use toolkit::OwnedTask;
 
 use api::k8s_openapi::api::{
     apps::v1::Deployment,
@@ -17,10 +16,11 @@ use api::k8s_openapi::api::{
 };
 use futures::StreamExt;
 use store::{Change, Store, WatchEvent};
+use toolkit::OwnedTask;
 
-use super::endpointslices::SERVICE_NAME_LABEL;
-use super::meta::{pod_ip, pod_is_ready, pod_node};
-use super::{ControlPlaneConfig, request_pod_deletion};
+use crate::endpointslices::SERVICE_NAME_LABEL;
+use crate::meta::{pod_ip, pod_is_ready, pod_node};
+use crate::{Config, request_pod_deletion};
 
 const WEBPOD_DEPLOYMENT: &str = r#"
 apiVersion: apps/v1
@@ -165,7 +165,7 @@ async fn lab() -> (Store, Vec<OwnedTask>) {
     let cp_store = store.clone();
     let tasks = vec![
         spawn_owned(async move {
-            if let Err(e) = super::run(cp_store, ControlPlaneConfig::default()).await {
+            if let Err(e) = crate::run(cp_store, Config::default()).await {
                 panic!("control plane: {e:#}");
             }
         }),

@@ -3,12 +3,16 @@
 //! other named namespace (`ip netns list`, `ip netns exec`, `down`).
 //! The kubelet shares the host's mount namespace (the lab starts it with
 //! the sandbox helper, which only joins the node's network namespace), so
-//! the bind mounts `ip netns add` makes are visible to everyone.
+//! the bind mounts `ip netns add` makes are visible to everyone. Only the
+//! pods' own names (`<lab>-pod-*`) pass through here; no other namespace
+//! is ever created or deleted.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use nix::sys::statfs::{NSFS_MAGIC, statfs};
+
+use crate::Error;
+use crate::error::Context;
 
 /// Directory of named network namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -18,7 +22,7 @@ pub fn path(name: &str) -> PathBuf {
     PathBuf::from(NETNS_DIR).join(name)
 }
 
-async fn ip_netns(args: &[&str]) -> anyhow::Result<()> {
+async fn ip_netns(args: &[&str]) -> Result<(), Error> {
     let mut cmd = tokio::process::Command::new("ip");
     let out = cmd
         .arg("netns")
@@ -26,12 +30,13 @@ async fn ip_netns(args: &[&str]) -> anyhow::Result<()> {
         .output()
         .await
         .context("cannot execute ip")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "ip netns {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+    if !out.status.success() {
+        return Err(Error::Failed(format!(
+            "ip netns {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
     Ok(())
 }
 
@@ -42,17 +47,18 @@ fn is_netns(name: &str) -> bool {
 
 /// Create a fresh namespace `name` (a leftover of the same name is deleted
 /// first); returns its path.
-pub async fn add(name: &str) -> anyhow::Result<PathBuf> {
+pub async fn add(name: &str) -> Result<PathBuf, Error> {
     let p = path(name);
     if p.exists() {
         del(name).await;
     }
     ip_netns(&["add", name]).await?;
-    anyhow::ensure!(
-        is_netns(name),
-        "network namespace {} is not visible to the kubelet (its mount namespace does not receive /run/netns mounts)",
-        p.display()
-    );
+    if !is_netns(name) {
+        return Err(Error::Failed(format!(
+            "network namespace {} is not visible to the kubelet (its mount namespace does not receive /run/netns mounts)",
+            p.display()
+        )));
+    }
     Ok(p)
 }
 

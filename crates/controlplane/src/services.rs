@@ -24,8 +24,9 @@ use futures::StreamExt;
 use ipnet::Ipv4Net;
 use store::Store;
 
-use super::cache::{Cache, Pacer, Pass};
-use super::meta::{creation_order, key_of};
+use crate::Error;
+use crate::cache::{Cache, Pacer, Pass, feed};
+use crate::meta::{creation_order, key_of};
 
 /// Annotation carrying why a Service's requested IP or port was refused.
 pub const ALLOCATION_ERROR_ANNOTATION: &str = "lab.cilium.io/allocation-error";
@@ -277,16 +278,13 @@ pub fn plan_services(services: &[&Service], ranges: ServiceRanges) -> Vec<Servic
 }
 
 /// Controller loop: watches Services, allocates and defaults them.
-pub async fn run(store: Store, ranges: ServiceRanges) -> anyhow::Result<()> {
+pub async fn run(store: Store, ranges: ServiceRanges) -> Result<(), Error> {
     let mut services = Cache::<Service>::default();
     let mut svc_rx = store.reflect::<Service>(None);
     let mut pacer = Pacer::default();
     loop {
         tokio::select! {
-            change = svc_rx.next() => {
-                services.apply(change.ok_or_else(|| anyhow::anyhow!("service watch ended"))?);
-                pacer.changed();
-            }
+            change = svc_rx.next() => feed(&mut services, change, &mut pacer)?,
             () = pacer.due(), if services.synced() => {
                 let mut pass = Pass::new("services");
                 let view: Vec<&Service> = services.values().collect();

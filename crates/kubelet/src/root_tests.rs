@@ -10,10 +10,13 @@ use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command as Proc;
 
+use cnispec::AddResult;
 use nix::sched::{CloneFlags, setns};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::cni::{CniClient, CniError, CniResult, NetworkConfigList, RuntimeConf};
+use crate::cni::{ClientError, CniClient, NetworkConfigList, RuntimeConf};
+use crate::sandbox::{SandboxRecord, pod_dir};
 
 const PLUGINS: &str = "/usr/lib/cni";
 
@@ -116,7 +119,7 @@ fn cni_bridge_host_local_add_check_del() {
     let node = NetnsGuard::new("node");
     let pod = NetnsGuard::new("pod");
     let data = tempfile::tempdir().expect("tempdir");
-    let conf = super::cni::bridge_conflist(
+    let conf = crate::cni::bridge_conflist(
         &"10.250.7.0/24".parse().expect("cidr"),
         &data.path().join("networks"),
     );
@@ -127,9 +130,9 @@ fn cni_bridge_host_local_add_check_del() {
 
     let (l, r, c) = (list.clone(), rt.clone(), client.clone());
     let result = in_netns(&node.path(), move || block_on(c.add(&l, &r))).expect("ADD");
-    let ips = CniResult::from_value(&result)
+    let ips = AddResult::deserialize(&result)
         .expect("result")
-        .pod_ips("eth0");
+        .addresses_on("eth0");
     let ip = *ips.first().expect("an address");
     let IpAddr::V4(v4) = ip else {
         panic!("IPv4 expected, got {ip}")
@@ -148,7 +151,7 @@ fn cni_bridge_host_local_add_check_del() {
     pod.ip(&["link", "set", "eth0", "name", "eth9"]);
     let (l, r, c, res) = (list.clone(), rt.clone(), client.clone(), result.clone());
     let err = in_netns(&node.path(), move || block_on(c.check(&l, &r, &res)));
-    assert!(matches!(err, Err(CniError::Plugin { .. })), "{err:?}");
+    assert!(matches!(err, Err(ClientError::Plugin { .. })), "{err:?}");
     pod.ip(&["link", "set", "eth9", "name", "eth0"]);
 
     for round in 0..2 {
@@ -174,7 +177,7 @@ fn cni_bridge_host_local_add_check_del() {
     let (r, c) = (rt.clone(), client.clone());
     let err = in_netns(&node.path(), move || block_on(c.add(&bad, &r))).expect_err("bad subnet");
     match &err {
-        CniError::Plugin { plugin, error, .. } => {
+        ClientError::Plugin { plugin, error, .. } => {
             assert_eq!(plugin, "bridge");
             assert!(error.code > 0 && !error.msg.is_empty(), "{error:?}");
         }
@@ -212,7 +215,7 @@ fn whoami_answers_curl_across_namespaces() {
     std::thread::spawn(move || {
         let fd = File::open(&netns).expect("open netns");
         setns(&fd, CloneFlags::CLONE_NEWNET).expect("setns");
-        let _ = super::whoami::serve_listener(listener);
+        let _ = crate::whoami::serve_listener(listener);
     });
     let out = Proc::new("ip")
         .args(["netns", "exec", &client.0, "curl", "-sS", "--max-time", "5"])
@@ -248,8 +251,11 @@ fn whoami_answers_curl_across_namespaces() {
     assert!(body.ends_with("Accept: */*\r\n\r\n"), "{body:?}");
 }
 
-/// The `cilium-lab` binary next to this test binary (cargo builds it for
-/// the package's integration tests).
+/// The `cilium-lab` binary next to this test binary: the kubelet execs
+/// its `internal sandbox` and `internal whoami`. It belongs to the `lab`
+/// package, which depends on this one, so it must be built first
+/// (`make test` builds every binary before the tests; by hand, `cargo
+/// build -p lab`).
 fn cilium_lab_exe() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let p = exe.parent()?.parent()?.join("cilium-lab");
@@ -301,7 +307,7 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
         return;
     }
     let Some(exe) = cilium_lab_exe() else {
-        panic!("cilium-lab binary not built");
+        panic!("cilium-lab binary not built: run `cargo build -p lab` first");
     };
     let cg_root = Path::new("/run/cilium/cgroupv2");
     if !Path::new(PLUGINS).join("bridge").exists() || !cg_root.join("cgroup.procs").exists() {
@@ -317,7 +323,7 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
     std::fs::create_dir_all(&cgroup).expect("cgroup");
     let _cg = CgroupGuard(cgroup.clone());
     let state = tempfile::tempdir().expect("tempdir");
-    let cfg = super::kubelet::KubeletConfig {
+    let cfg = crate::Config {
         lab: lab.clone(),
         node: "kn".into(),
         node_ip: "192.168.77.10".parse().expect("ip"),
@@ -325,7 +331,7 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
         cgroup: cgroup.clone(),
         cni_conf_dir: state.path().join("nodes/kn/cni/net.d"),
         cni_bin_dirs: vec![PathBuf::from(PLUGINS)],
-        cni_mode: super::kubelet::CniMode::Bridge,
+        cni_mode: crate::CniMode::Bridge,
         self_exe: exe.clone(),
     };
     let node_dir = cfg.state_dir.clone();
@@ -354,7 +360,7 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
                     }
                 }
             };
-            let kubelet = tokio::spawn(super::kubelet::run(store.clone(), cfg.clone()));
+            let kubelet = tokio::spawn(crate::run(store.clone(), cfg.clone()));
             let pod = Pod {
                 metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                     name: Some("web".into()),
@@ -430,8 +436,7 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
             );
 
             let uid = ready.metadata.uid.clone().expect("uid");
-            let rec =
-                super::SandboxRecord::load(&node_dir, "default", "web", &uid).expect("record");
+            let rec = SandboxRecord::load(&node_dir, "default", "web", &uid).expect("record");
             let run = |args: &[&str]| {
                 let out = Proc::new(&exe)
                     .args([
@@ -476,17 +481,16 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
             // A restarted kubelet adopts the running pod.
             kubelet.abort();
             let _ = kubelet.await;
-            let kubelet = tokio::spawn(super::kubelet::run(store.clone(), cfg.clone()));
+            let kubelet = tokio::spawn(crate::run(store.clone(), cfg.clone()));
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let again =
-                super::SandboxRecord::load(&node_dir, "default", "web", &uid).expect("record");
+            let again = SandboxRecord::load(&node_dir, "default", "web", &uid).expect("record");
             assert_eq!(again.process, rec.process, "sandbox adopted, not recreated");
             assert_eq!(again.containers[0].process, rec.containers[0].process);
 
             // Deletion: the kubelet tears down and deletes the object.
             store
                 .modify::<Pod>(Some("default"), "web", |p| {
-                    p.meta_mut().deletion_timestamp = Some(super::kubelet::now_time());
+                    p.meta_mut().deletion_timestamp = Some(crate::status::now());
                     true
                 })
                 .await
@@ -498,7 +502,7 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
                 "netns deleted"
             );
             assert!(
-                !super::pod_dir(&node_dir, "default", "web", &uid).exists(),
+                !pod_dir(&node_dir, "default", "web", &uid).exists(),
                 "dir removed"
             );
             kubelet.abort();

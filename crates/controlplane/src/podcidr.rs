@@ -11,7 +11,8 @@ use futures::StreamExt;
 use ipnet::Ipv4Net;
 use store::Store;
 
-use super::cache::{Cache, Pacer, Pass};
+use crate::Error;
+use crate::cache::{Cache, Pacer, Pass, feed};
 
 /// The outcome for one node that has no podCIDR yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,16 +113,13 @@ fn assign(node: &mut Node, cidr: Ipv4Net) -> bool {
 }
 
 /// Controller loop: watches Nodes, assigns podCIDRs.
-pub async fn run(store: Store, pool: Ipv4Net, mask: u8) -> anyhow::Result<()> {
+pub async fn run(store: Store, pool: Ipv4Net, mask: u8) -> Result<(), Error> {
     let mut nodes = Cache::<Node>::default();
     let mut node_rx = store.reflect::<Node>(None);
     let mut pacer = Pacer::default();
     loop {
         tokio::select! {
-            change = node_rx.next() => {
-                nodes.apply(change.ok_or_else(|| anyhow::anyhow!("node watch ended"))?);
-                pacer.changed();
-            }
+            change = node_rx.next() => feed(&mut nodes, change, &mut pacer)?,
             () = pacer.due(), if nodes.synced() => {
                 let mut pass = Pass::new("podcidr");
                 let view: Vec<&Node> = nodes.values().collect();

@@ -5,7 +5,8 @@ use api::k8s_openapi::api::core::v1::{Namespace, NamespaceStatus};
 use futures::StreamExt;
 use store::Store;
 
-use super::cache::{Cache, Pacer, Pass};
+use crate::Error;
+use crate::cache::{Cache, Pacer, Pass, feed};
 
 /// Namespaces that must always exist.
 pub const SYSTEM_NAMESPACES: [&str; 2] = ["default", "kube-system"];
@@ -32,16 +33,13 @@ pub fn missing_namespaces(existing: &[&Namespace]) -> Vec<Namespace> {
 }
 
 /// Controller loop: watches Namespaces, creates missing system ones.
-pub async fn run(store: Store) -> anyhow::Result<()> {
+pub async fn run(store: Store) -> Result<(), Error> {
     let mut namespaces = Cache::<Namespace>::default();
     let mut ns_rx = store.reflect::<Namespace>(None);
     let mut pacer = Pacer::default();
     loop {
         tokio::select! {
-            change = ns_rx.next() => {
-                namespaces.apply(change.ok_or_else(|| anyhow::anyhow!("namespace watch ended"))?);
-                pacer.changed();
-            }
+            change = ns_rx.next() => feed(&mut namespaces, change, &mut pacer)?,
             () = pacer.due(), if namespaces.synced() => {
                 let mut pass = Pass::new("namespaces");
                 let missing = missing_namespaces(&namespaces.values().collect::<Vec<_>>());

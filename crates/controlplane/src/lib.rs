@@ -1,11 +1,14 @@
-//! Lab control plane: node podCIDRs, scheduler, Deployment, Service and EndpointSlice controllers.
+//! The lab's control plane: node podCIDRs, scheduler, Deployment, Service
+//! and EndpointSlice controllers, and pod deletion as the API server does
+//! it. It is to grow into the lab's Kubernetes API server.
 //!
 //! Runs as one process in the control-plane node's namespace next to etcd
-//! ([`run`]). Each controller is a pure decision function over a snapshot
-//! (unit tested in its module) plus a thin loop driven by
+//! ([`run`] with a [`Config`]); the lab's CLI deletes pods through
+//! [`request_pod_deletion`]. Each controller is a pure decision function
+//! over a snapshot (unit tested in its module) plus a thin loop driven by
 //! [`store::Store::reflect`] that writes the decisions with
 //! compare-and-swap. Controllers are supervised: an error or panic is
-//! logged and the controller restarts from a fresh list.
+//! logged and the controller restarts (with backoff) from a fresh list.
 //!
 //! ```text
 //!  run ─┬─ namespaces      Namespace            → create default, kube-system
@@ -17,8 +20,9 @@
 //! ```
 //!
 //! Shared helpers live in `meta` (selectors, owner references, pod state)
-//! and `cache` (watch caches, pacing, write outcomes). This module tree
-//! must not touch the pod runtime's concerns (pod status, sandboxes).
+//! and `cache` (watch caches, pacing, write outcomes). It owns the cluster
+//! objects' spec-side decisions only: it must not touch the pod runtime's
+//! concerns (pod status, sandboxes, CNI) nor anything on a node.
 
 mod cache;
 mod deployments;
@@ -32,21 +36,32 @@ mod services;
 #[cfg(test)]
 mod e2e_tests;
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
-use anyhow::{Context as _, ensure};
 use api::k8s_openapi::{
     api::core::v1::Pod, apimachinery::pkg::apis::meta::v1::Time, jiff::SignedDuration,
 };
 use ipnet::Ipv4Net;
 use store::Store;
-use tokio::task::JoinSet;
+use toolkit::Supervisor;
+
+/// Why the control plane cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The settings contradict each other.
+    #[error("invalid control plane configuration: {0}")]
+    InvalidConfig(String),
+    /// A watch of the store ended (a controller restarts from a fresh list).
+    #[error("{kind} watch ended")]
+    WatchEnded {
+        /// The watched kind, lower case (`pod`).
+        kind: String,
+    },
+}
 
 /// Settings of the lab control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControlPlaneConfig {
+pub struct Config {
     /// Cluster pod CIDR split into per-node podCIDRs (`10.244.0.0/16`).
     pub pod_cidr: Ipv4Net,
     /// Prefix length of each node's podCIDR (`24`).
@@ -58,7 +73,7 @@ pub struct ControlPlaneConfig {
     pub dns_service_ip: Ipv4Addr,
 }
 
-impl Default for ControlPlaneConfig {
+impl Default for Config {
     fn default() -> Self {
         Self {
             pod_cidr: Ipv4Net::new(Ipv4Addr::new(10, 244, 0, 0), 16).expect("valid prefix"),
@@ -69,21 +84,22 @@ impl Default for ControlPlaneConfig {
     }
 }
 
-impl ControlPlaneConfig {
+impl Config {
     /// Reject contradictory settings.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        ensure!(
-            self.node_cidr_mask >= self.pod_cidr.prefix_len() && self.node_cidr_mask <= 32,
-            "node CIDR mask /{} must be between the pod CIDR's /{} and /32",
-            self.node_cidr_mask,
-            self.pod_cidr.prefix_len()
-        );
-        ensure!(
-            self.service_cidr.contains(&self.dns_service_ip),
-            "DNS service IP {} is outside the service CIDR {}",
-            self.dns_service_ip,
-            self.service_cidr
-        );
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.node_cidr_mask < self.pod_cidr.prefix_len() || self.node_cidr_mask > 32 {
+            return Err(Error::InvalidConfig(format!(
+                "node CIDR mask /{} must be between the pod CIDR's /{} and /32",
+                self.node_cidr_mask,
+                self.pod_cidr.prefix_len()
+            )));
+        }
+        if !self.service_cidr.contains(&self.dns_service_ip) {
+            return Err(Error::InvalidConfig(format!(
+                "DNS service IP {} is outside the service CIDR {}",
+                self.dns_service_ip, self.service_cidr
+            )));
+        }
         Ok(())
     }
 }
@@ -120,7 +136,7 @@ impl Controller {
         }
     }
 
-    async fn run(self, store: Store, cfg: ControlPlaneConfig) -> anyhow::Result<()> {
+    async fn run(self, store: Store, cfg: Config) -> Result<(), Error> {
         match self {
             Self::Namespaces => namespaces::run(store).await,
             Self::PodCidr => podcidr::run(store, cfg.pod_cidr, cfg.node_cidr_mask).await,
@@ -138,15 +154,12 @@ impl Controller {
     }
 }
 
-/// Delay before a failed controller starts again.
-const RESTART_DELAY: Duration = Duration::from_secs(1);
-
 /// Run every controller until this future is dropped (which aborts them).
-/// A controller that fails or panics is logged and restarted; only an
-/// invalid configuration makes this return.
-pub async fn run(store: Store, cfg: ControlPlaneConfig) -> anyhow::Result<()> {
-    cfg.validate()
-        .context("invalid control plane configuration")?;
+/// A controller that fails or panics is logged and restarted with
+/// backoff ([`toolkit::Supervisor`]); only an invalid configuration makes
+/// this return.
+pub async fn run(store: Store, cfg: Config) -> Result<(), Error> {
+    cfg.validate()?;
     tracing::info!(
         pod_cidr = %cfg.pod_cidr,
         node_cidr_mask = cfg.node_cidr_mask,
@@ -154,39 +167,12 @@ pub async fn run(store: Store, cfg: ControlPlaneConfig) -> anyhow::Result<()> {
         dns_service_ip = %cfg.dns_service_ip,
         "starting lab control plane"
     );
-    let mut tasks = JoinSet::new();
-    let mut running = HashMap::new();
+    let mut supervisor = Supervisor::default();
     for c in Controller::ALL {
-        let handle = tasks.spawn(c.run(store.clone(), cfg.clone()));
-        running.insert(handle.id(), c);
-    }
-    while let Some(joined) = tasks.join_next_with_id().await {
-        let (id, outcome) = match joined {
-            Ok((id, result)) => (id, Ok(result)),
-            Err(e) => (e.id(), Err(e)),
-        };
-        let Some(c) = running.remove(&id) else {
-            continue;
-        };
-        match outcome {
-            Ok(Ok(())) => tracing::warn!(controller = c.name(), "controller stopped; restarting"),
-            Ok(Err(e)) => tracing::error!(
-                controller = c.name(),
-                error = format!("{e:#}"),
-                "controller failed; restarting"
-            ),
-            Err(e) => {
-                tracing::error!(controller = c.name(), error = %e, "controller panicked; restarting")
-            }
-        }
         let (store, cfg) = (store.clone(), cfg.clone());
-        let handle = tasks.spawn(async move {
-            tokio::time::sleep(RESTART_DELAY).await;
-            c.run(store, cfg).await
-        });
-        running.insert(handle.id(), c);
+        supervisor.spawn(c.name(), move || c.run(store.clone(), cfg.clone()));
     }
-    Ok(())
+    std::future::pending().await
 }
 
 /// What [`delete_pod`] did.
@@ -280,18 +266,18 @@ mod tests {
 
     #[test]
     fn default_config_is_the_seed_lab() {
-        let cfg = ControlPlaneConfig::default();
+        let cfg = Config::default();
         assert_eq!(cfg.pod_cidr.to_string(), "10.244.0.0/16");
         assert_eq!(cfg.node_cidr_mask, 24);
         assert_eq!(cfg.service_cidr.to_string(), "10.96.0.0/16");
         assert_eq!(cfg.dns_service_ip, Ipv4Addr::new(10, 96, 0, 10));
         cfg.validate().unwrap();
-        let bad = ControlPlaneConfig {
+        let bad = Config {
             node_cidr_mask: 8,
             ..cfg.clone()
         };
         assert!(bad.validate().is_err());
-        let bad = ControlPlaneConfig {
+        let bad = Config {
             dns_service_ip: Ipv4Addr::new(10, 0, 0, 10),
             ..cfg
         };

@@ -19,8 +19,9 @@ use api::k8s_openapi::{
 use futures::StreamExt;
 use store::Store;
 
-use super::cache::{Cache, Pacer, Pass};
-use super::meta::{
+use crate::Error;
+use crate::cache::{Cache, Pacer, Pass, feed};
+use crate::meta::{
     controller_reference, key_of, labels, map_selector_matches, pod_ip, pod_is_finished,
     pod_is_ready, pod_is_terminating, pod_node, safe_encode, stable_hash,
 };
@@ -219,7 +220,7 @@ pub fn plan_slices(
 }
 
 /// Controller loop: watches Services, Pods and EndpointSlices.
-pub async fn run(store: Store) -> anyhow::Result<()> {
+pub async fn run(store: Store) -> Result<(), Error> {
     let mut services = Cache::<Service>::default();
     let mut pods = Cache::<Pod>::default();
     let mut slices = Cache::<EndpointSlice>::default();
@@ -229,18 +230,9 @@ pub async fn run(store: Store) -> anyhow::Result<()> {
     let mut pacer = Pacer::default();
     loop {
         tokio::select! {
-            change = svc_rx.next() => {
-                services.apply(change.ok_or_else(|| anyhow::anyhow!("service watch ended"))?);
-                pacer.changed();
-            }
-            change = pod_rx.next() => {
-                pods.apply(change.ok_or_else(|| anyhow::anyhow!("pod watch ended"))?);
-                pacer.changed();
-            }
-            change = slice_rx.next() => {
-                slices.apply(change.ok_or_else(|| anyhow::anyhow!("endpointslice watch ended"))?);
-                pacer.changed();
-            }
+            change = svc_rx.next() => feed(&mut services, change, &mut pacer)?,
+            change = pod_rx.next() => feed(&mut pods, change, &mut pacer)?,
+            change = slice_rx.next() => feed(&mut slices, change, &mut pacer)?,
             () = pacer.due(), if services.synced() && pods.synced() && slices.synced() => {
                 let actions = {
                     let s: Vec<&Service> = services.values().collect();
@@ -288,8 +280,8 @@ mod tests {
         Container, ContainerPort, PodCondition, PodSpec, PodStatus,
     };
 
-    use super::super::meta::now;
     use super::*;
+    use crate::meta::now;
 
     fn service(selector: Option<&str>, target: IntOrString) -> Service {
         let mut s: Service = serde_json::from_value(serde_json::json!({

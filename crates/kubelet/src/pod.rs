@@ -5,7 +5,8 @@
 //!
 //! A [`PodWorker`] owns everything of its pod; it receives the latest Pod
 //! object on a watch channel (`None`: the pod left the store or this
-//! node) and events from its container tasks.
+//! node) and events from its container tasks. It touches only its own
+//! pod: its directory, network namespace, processes and Pod object.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -19,20 +20,22 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until};
 
-use super::Ctx;
-use super::process::{Exit, PAUSE_COMMAND, Proc, probe_tcp, spawn_helper, stop, wait_exec};
-use super::status::{
+use cnispec::AddResult;
+use serde::Deserialize;
+use toolkit::{Backoff, OwnedTask};
+
+use crate::Ctx;
+use crate::cni::{CachedAttachment, ClientError, NetworkConfigList, PortMapping, RuntimeConf};
+use crate::netns;
+use crate::process::{Exit, PAUSE_COMMAND, Proc, probe_tcp, spawn_helper, stop, wait_exec};
+use crate::sandbox::{
+    ContainerRecord, ProcessId, RECORD_FILE, SandboxArgs, SandboxRecord, cmdline, pod_dir,
+    render_hosts, render_resolv_conf,
+};
+use crate::status::{
     ContainerRun, ContainerView, ExitView, PodView, SandboxPhase, merge_pod_status, now,
     render_pod_status,
 };
-use crate::runtime::cni::{
-    CachedAttachment, CniError, CniResult, NetworkConfigList, PortMapping, RuntimeConf,
-};
-use crate::runtime::sandbox::{
-    ContainerRecord, ProcessId, SandboxArgs, SandboxRecord, cmdline, pod_dir, render_hosts,
-    render_resolv_conf,
-};
-use toolkit::{Backoff, OwnedTask};
 
 /// Cached CNI attachment inside a pod directory.
 const CNI_FILE: &str = "cni.json";
@@ -398,6 +401,18 @@ impl PodWorker {
         netns_name(&self.ctx.cfg.lab, &self.uid)
     }
 
+    /// [`destroy_sandbox`] of this pod's sandbox with its grace period.
+    async fn destroy(&self, record: Option<&SandboxRecord>, attachment: Option<&CachedAttachment>) {
+        destroy_sandbox(
+            &self.ctx,
+            record,
+            attachment,
+            &self.netns_name(),
+            self.grace(),
+        )
+        .await;
+    }
+
     /// Run until the pod is gone; tears down before returning.
     pub(super) async fn run(mut self, mut rx: watch::Receiver<Option<Pod>>) {
         self.adopt_or_clean().await;
@@ -660,15 +675,8 @@ impl PodWorker {
             }
             (record, _) => {
                 tracing::info!("cleaning up a dead sandbox");
-                destroy_sandbox(
-                    &self.ctx,
-                    record.as_ref(),
-                    attachment.as_ref(),
-                    &self.netns_name(),
-                    self.grace(),
-                )
-                .await;
-                let _ = std::fs::remove_file(self.dir.join(super::super::sandbox::RECORD_FILE));
+                self.destroy(record.as_ref(), attachment.as_ref()).await;
+                let _ = std::fs::remove_file(self.dir.join(RECORD_FILE));
                 let _ = std::fs::remove_file(self.dir.join(CNI_FILE));
             }
         }
@@ -697,8 +705,8 @@ impl PodWorker {
     /// Create the sandbox: netns, CNI ADD (+ CHECK), files, sandbox process,
     /// then start the containers.
     async fn create_sandbox(&mut self) -> Result<(), SetupError> {
-        let failed = |e: anyhow::Error| SetupError::Failed(format!("{e:#}"));
-        std::fs::create_dir_all(&self.dir).map_err(|e| failed(e.into()))?;
+        let failed = |e: crate::Error| SetupError::Failed(e.to_string());
+        std::fs::create_dir_all(&self.dir).map_err(|e| SetupError::Failed(e.to_string()))?;
         let container_id = random_id();
         let host_network = self.host_network();
         let netns_name = self.netns_name();
@@ -707,10 +715,10 @@ impl PodWorker {
         } else {
             let (config_path, config) = NetworkConfigList::load_dir(&self.ctx.cfg.cni_conf_dir)
                 .map_err(|e| match e {
-                    CniError::NoConfig(_) => SetupError::NetworkNotReady(e.to_string()),
+                    ClientError::NoConfig(_) => SetupError::NetworkNotReady(e.to_string()),
                     other => SetupError::Failed(format!("network plugin not ready: {other}")),
                 })?;
-            let netns = super::netns::add(&netns_name).await.map_err(failed)?;
+            let netns = netns::add(&netns_name).await.map_err(failed)?;
             let mut runtime = RuntimeConf::for_pod(
                 &container_id,
                 &netns,
@@ -733,15 +741,15 @@ impl PodWorker {
                 Err(e) => {
                     // Undo a partial ADD as containerd does, then retry later.
                     let _ = self.ctx.cni.del(&att.config, &att.runtime, None).await;
-                    super::netns::del(&netns_name).await;
+                    netns::del(&netns_name).await;
                     let _ = std::fs::remove_file(&cni_file);
                     return Err(SetupError::Failed(format!(
                         "failed to setup network for sandbox \"{container_id}\": {e}"
                     )));
                 }
             };
-            let ips = CniResult::from_value(&result)
-                .map(|r| r.pod_ips(&att.runtime.ifname))
+            let ips = AddResult::deserialize(&result)
+                .map(|r| r.addresses_on(&att.runtime.ifname))
                 .unwrap_or_default();
             att.result = Some(result);
             att.save(&cni_file).map_err(failed)?;
@@ -781,7 +789,9 @@ impl PodWorker {
         };
         if !host_network {
             let dns: IpAddr = CLUSTER_DNS.parse().expect("constant address");
-            let write = |p: &Path, s: String| std::fs::write(p, s).map_err(|e| failed(e.into()));
+            let write = |p: &Path, s: String| {
+                std::fs::write(p, s).map_err(|e| SetupError::Failed(e.to_string()))
+            };
             if cluster_dns {
                 write(
                     &resolv,
@@ -804,7 +814,7 @@ impl PodWorker {
                 stop(&[p.id()], Duration::ZERO).await;
                 let log = std::fs::read_to_string(self.dir.join("sandbox.log")).unwrap_or_default();
                 let tail = log.lines().last().unwrap_or("").to_string();
-                anyhow::bail!("{e}: {tail}");
+                return Err(crate::Error::Failed(format!("{e}: {tail}")));
             }
             Ok(p)
         }
@@ -822,9 +832,7 @@ impl PodWorker {
                 .await;
                 let _ = std::fs::remove_file(self.dir.join(CNI_FILE));
                 self.attachment = None;
-                return Err(SetupError::Failed(format!(
-                    "failed to start sandbox: {e:#}"
-                )));
+                return Err(SetupError::Failed(format!("failed to start sandbox: {e}")));
             }
         };
         let id = proc.id();
@@ -891,14 +899,8 @@ impl PodWorker {
     /// its sandbox process died.
     async fn destroy_current(&mut self) {
         self.tasks.clear();
-        destroy_sandbox(
-            &self.ctx,
-            self.record.as_ref(),
-            self.attachment.as_ref(),
-            &self.netns_name(),
-            self.grace(),
-        )
-        .await;
+        self.destroy(self.record.as_ref(), self.attachment.as_ref())
+            .await;
         let _ = std::fs::remove_file(self.dir.join(CNI_FILE));
         self.record = None;
         self.attachment = None;
@@ -927,14 +929,7 @@ impl PodWorker {
             .record
             .take()
             .or_else(|| SandboxRecord::load_from(&self.dir).ok());
-        destroy_sandbox(
-            &self.ctx,
-            record.as_ref(),
-            attachment.as_ref(),
-            &self.netns_name(),
-            self.grace(),
-        )
-        .await;
+        self.destroy(record.as_ref(), attachment.as_ref()).await;
         self.sandbox_proc = None;
         if let Err(e) = std::fs::remove_dir_all(&self.dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -988,7 +983,7 @@ async fn delete_pod_object(ctx: &Ctx, namespace: &str, name: &str, uid: &str) {
 
 /// Stop a sandbox's processes, CNI DEL its attachment, delete its netns.
 /// Idempotent; every step tolerates what is already gone.
-pub(super) async fn destroy_sandbox(
+async fn destroy_sandbox(
     ctx: &Ctx,
     record: Option<&SandboxRecord>,
     attachment: Option<&CachedAttachment>,
@@ -1020,7 +1015,7 @@ pub(super) async fn destroy_sandbox(
             }
         }
     }
-    super::netns::del(netns_name).await;
+    netns::del(netns_name).await;
 }
 
 /// Tear down a pod directory whose pod is not in the store any more.

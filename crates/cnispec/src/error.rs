@@ -1,9 +1,11 @@
-//! The CNI error object (`{"cniVersion", "code", "msg", "details"}`) and
-//! the codes this plugin reports. Codes 1-99 are the specification's; the
-//! agent may report any of them (its `ApiError.code` is passed through);
-//! [`AGENT_FAILURE`] is ours, for agent failures without a CNI code.
+//! The CNI error object (`{"cniVersion", "code", "msg", "details"}`) a
+//! failing plugin prints, and the specification's codes (1-99 are
+//! reserved by it; a plugin's own codes are 100 and up and live with the
+//! plugin). Encoding (plugin side) and decoding (client side) only.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 use crate::version::CniVersion;
 
@@ -24,21 +26,34 @@ pub const PLUGIN_NOT_AVAILABLE: u32 = 50;
 /// 51: STATUS — not available, and existing pods may have limited
 /// connectivity.
 pub const PLUGIN_NOT_AVAILABLE_LIMITED: u32 = 51;
-/// 100: the agent failed without naming a CNI code, or answered something
-/// this plugin cannot use.
-pub const AGENT_FAILURE: u32 = 100;
 
-/// A CNI error, printed on stdout with a non-zero exit status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{msg} (code {code})")]
+/// A CNI error: printed by a plugin on stdout with a non-zero exit
+/// status, decoded by the runtime (missing fields decode as empty).
+/// Displayed as libcni does: `msg`, or `msg; details`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CniError {
     /// Error code.
+    #[serde(default)]
     pub code: u32,
     /// Short message.
+    #[serde(default)]
     pub msg: String,
     /// Longer explanation (may be empty).
+    #[serde(default)]
     pub details: String,
 }
+
+impl fmt::Display for CniError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.details.is_empty() {
+            f.write_str(&self.msg)
+        } else {
+            write!(f, "{}; {}", self.msg, self.details)
+        }
+    }
+}
+
+impl std::error::Error for CniError {}
 
 /// The wire shape of [`CniError`].
 #[derive(Serialize)]
@@ -95,5 +110,17 @@ mod tests {
             CniError::new(TRY_AGAIN_LATER, "x").to_json(CniVersion::V0_3_1),
             r#"{"cniVersion":"0.3.1","code":11,"msg":"x"}"#
         );
+    }
+
+    #[test]
+    fn decodes_and_displays_like_libcni() {
+        let e: CniError = serde_json::from_str(
+            r#"{"cniVersion":"1.0.0","code":11,"msg":"failed to allocate","details":"range full"}"#,
+        )
+        .expect("error object");
+        assert_eq!(e.code, TRY_AGAIN_LATER);
+        assert_eq!(e.to_string(), "failed to allocate; range full");
+        let e: CniError = serde_json::from_str(r#"{"msg":"bad"}"#).expect("error object");
+        assert_eq!((e.code, e.to_string()), (0, "bad".to_string()));
     }
 }

@@ -6,7 +6,7 @@
 //! (`replicas`, `readyReplicas`, `availableReplicas`, `updatedReplicas`,
 //! `observedGeneration`, `Available`/`Progressing`); deletes pods whose
 //! Deployment is gone. Pods are removed through
-//! [`super::request_pod_deletion`] so kubelets shut them down gracefully.
+//! [`crate::request_pod_deletion`] so kubelets shut them down gracefully.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -20,9 +20,10 @@ use api::k8s_openapi::{
 use futures::StreamExt;
 use store::Store;
 
-use super::PodDeletion;
-use super::cache::{Cache, Pacer, Pass};
-use super::meta::{
+use crate::Error;
+use crate::PodDeletion;
+use crate::cache::{Cache, Pacer, Pass, feed};
+use crate::meta::{
     POD_TEMPLATE_HASH, controller_reference, controller_uid_of_kind, creation_order, key_of, now,
     pod_is_active, pod_is_finished, pod_is_ready, pod_is_terminating, pod_node, random_suffix,
     safe_encode, stable_hash,
@@ -305,7 +306,7 @@ async fn reconcile(
     }
     for (ns, name) in deletes {
         let key = format!("{ns}/{name}");
-        let result = super::delete_pod(store, &ns, &name, false).await;
+        let result = crate::delete_pod(store, &ns, &name, false).await;
         match pass.check("delete pod", &key, result) {
             Some(PodDeletion::Terminating(p)) => {
                 tracing::info!(pod = key, "requested graceful pod deletion");
@@ -338,7 +339,7 @@ fn pod_id(pod: &Pod) -> (String, String) {
 }
 
 /// Controller loop: watches Deployments and Pods.
-pub async fn run(store: Store) -> anyhow::Result<()> {
+pub async fn run(store: Store) -> Result<(), Error> {
     let mut deployments = Cache::<Deployment>::default();
     let mut pods = Cache::<Pod>::default();
     let mut deploy_rx = store.reflect::<Deployment>(None);
@@ -346,14 +347,8 @@ pub async fn run(store: Store) -> anyhow::Result<()> {
     let mut pacer = Pacer::default();
     loop {
         tokio::select! {
-            change = deploy_rx.next() => {
-                deployments.apply(change.ok_or_else(|| anyhow::anyhow!("deployment watch ended"))?);
-                pacer.changed();
-            }
-            change = pod_rx.next() => {
-                pods.apply(change.ok_or_else(|| anyhow::anyhow!("pod watch ended"))?);
-                pacer.changed();
-            }
+            change = deploy_rx.next() => feed(&mut deployments, change, &mut pacer)?,
+            change = pod_rx.next() => feed(&mut pods, change, &mut pacer)?,
             () = pacer.due(), if deployments.synced() && pods.synced() => {
                 let ok = reconcile(&store, &mut deployments, &mut pods).await;
                 pacer.finished(ok);

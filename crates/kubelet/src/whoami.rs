@@ -5,14 +5,16 @@
 //! whoami answers every request with `Hostname:`, one `IP:` line per
 //! interface address (interface order, IPv4 before IPv6), `RemoteAddr:`,
 //! then the request line and headers as Go's `Request.Write` prints them
-//! (Host, User-Agent, then the other headers sorted).
+//! (Host, User-Agent, then the other headers sorted). They only serve:
+//! no files, namespaces or other processes are touched.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::Error;
+use crate::error::Context;
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -23,7 +25,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One parsed request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HttpRequest {
+pub(crate) struct HttpRequest {
     /// Method.
     pub method: String,
     /// Request target as sent.
@@ -56,12 +58,13 @@ impl HttpRequest {
 }
 
 /// Read one request; `Ok(None)` at a clean end of stream.
-fn read_request(r: &mut impl BufRead) -> anyhow::Result<Option<HttpRequest>> {
+fn read_request(r: &mut impl BufRead) -> Result<Option<HttpRequest>, Error> {
+    let bad = |msg: String| Err(Error::Failed(msg));
     let mut line = String::new();
     // Skip empty lines between requests (RFC 9112 §2.2).
     loop {
         line.clear();
-        if r.read_line(&mut line)? == 0 {
+        if r.read_line(&mut line).context("cannot read the request")? == 0 {
             return Ok(None);
         }
         if !line.trim().is_empty() {
@@ -71,7 +74,7 @@ fn read_request(r: &mut impl BufRead) -> anyhow::Result<Option<HttpRequest>> {
     let mut parts = line.trim_end().splitn(3, ' ');
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
     else {
-        anyhow::bail!("malformed request line {line:?}");
+        return bad(format!("malformed request line {line:?}"));
     };
     let mut req = HttpRequest {
         method: method.into(),
@@ -82,10 +85,16 @@ fn read_request(r: &mut impl BufRead) -> anyhow::Result<Option<HttpRequest>> {
     let mut size = line.len();
     loop {
         line.clear();
-        let n = r.read_line(&mut line)?;
+        let n = r
+            .read_line(&mut line)
+            .context("cannot read the request head")?;
         size += n;
-        anyhow::ensure!(n > 0, "connection closed inside the request head");
-        anyhow::ensure!(size <= MAX_HEAD, "request head too large");
+        if n == 0 {
+            return bad("connection closed inside the request head".into());
+        }
+        if size > MAX_HEAD {
+            return bad("request head too large".into());
+        }
         let l = line.trim_end_matches(['\r', '\n']);
         if l.is_empty() {
             break;
@@ -96,10 +105,15 @@ fn read_request(r: &mut impl BufRead) -> anyhow::Result<Option<HttpRequest>> {
         req.headers.push((name.trim().into(), value.trim().into()));
     }
     if let Some(len) = req.header("content-length") {
-        let len: usize = len.parse().context("bad Content-Length")?;
-        anyhow::ensure!(len <= MAX_BODY, "body too large");
+        let Ok(len) = len.parse::<usize>() else {
+            return bad(format!("bad Content-Length {len:?}"));
+        };
+        if len > MAX_BODY {
+            return bad("body too large".into());
+        }
         req.body.resize(len, 0);
-        r.read_exact(&mut req.body)?;
+        r.read_exact(&mut req.body)
+            .context("cannot read the request body")?;
     }
     Ok(Some(req))
 }
@@ -121,7 +135,7 @@ fn canonical_header(name: &str) -> String {
 
 /// The whoami body for `req` from `remote`, on a host named `hostname`
 /// with interface addresses `ips`.
-pub fn render_whoami(
+pub(crate) fn render_whoami(
     hostname: &str,
     ips: &[IpAddr],
     remote: SocketAddr,
@@ -168,7 +182,7 @@ pub fn render_whoami(
 /// Every interface address in this network namespace, ordered as Go's
 /// `net.Interfaces` + `Addrs` list them: by interface index, IPv4 before
 /// IPv6.
-pub fn interface_addresses() -> Vec<IpAddr> {
+pub(crate) fn interface_addresses() -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };
@@ -191,7 +205,7 @@ pub fn interface_addresses() -> Vec<IpAddr> {
 
 /// The HTTP response head and body.
 fn response(status: &str, content_type: &str, body: &[u8], keep_alive: bool) -> Vec<u8> {
-    let date = super::kubelet::unix_now().strftime("%a, %d %b %Y %H:%M:%S GMT");
+    let date = crate::status::unix_now().strftime("%a, %d %b %Y %H:%M:%S GMT");
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: {content_type}\r\nDate: {date}\r\n{}\r\n",
         body.len(),
@@ -203,7 +217,7 @@ fn response(status: &str, content_type: &str, body: &[u8], keep_alive: bool) -> 
 }
 
 /// Bind `port` on every address (dual stack when IPv6 exists).
-fn bind(port: u16) -> anyhow::Result<TcpListener> {
+fn bind(port: u16) -> Result<TcpListener, Error> {
     TcpListener::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port))
         .or_else(|_| TcpListener::bind(("0.0.0.0", port)))
         .with_context(|| format!("cannot listen on port {port}"))
@@ -213,7 +227,7 @@ fn bind(port: u16) -> anyhow::Result<TcpListener> {
 type Handler = Arc<dyn Fn(&HttpRequest, SocketAddr) -> Vec<u8> + Send + Sync>;
 
 /// Serve connections of `listener` with `handler` (blocking forever).
-fn serve_with(listener: TcpListener, handler: Handler) -> anyhow::Result<()> {
+fn serve_with(listener: TcpListener, handler: Handler) -> Result<(), Error> {
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -235,10 +249,12 @@ fn serve_with(listener: TcpListener, handler: Handler) -> anyhow::Result<()> {
 fn handle_connection(
     stream: TcpStream,
     handler: &(dyn Fn(&HttpRequest, SocketAddr) -> Vec<u8> + Send + Sync),
-) -> anyhow::Result<()> {
-    let peer = stream.peer_addr()?;
-    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
-    let mut writer = stream.try_clone()?;
+) -> Result<(), Error> {
+    let peer = stream.peer_addr().context("no peer address")?;
+    stream
+        .set_read_timeout(Some(IDLE_TIMEOUT))
+        .context("cannot set the idle timeout")?;
+    let mut writer = stream.try_clone().context("cannot clone the connection")?;
     let mut reader = BufReader::new(stream);
     loop {
         let req = match read_request(&mut reader) {
@@ -260,7 +276,9 @@ fn handle_connection(
         if req.method == "HEAD" {
             resp.truncate(resp.len() - body.len());
         }
-        writer.write_all(&resp)?;
+        writer
+            .write_all(&resp)
+            .context("cannot write the response")?;
         if !keep {
             return Ok(());
         }
@@ -268,14 +286,14 @@ fn handle_connection(
 }
 
 /// Serve whoami on `port` (blocking). `name` only labels logs.
-pub fn serve(port: u16, name: &str) -> anyhow::Result<()> {
+pub fn serve(port: u16, name: &str) -> Result<(), Error> {
     let listener = bind(port)?;
     tracing::info!(port, name, "whoami listening");
     serve_listener(listener)
 }
 
 /// Serve whoami on an already bound listener (blocking).
-pub fn serve_listener(listener: TcpListener) -> anyhow::Result<()> {
+pub(crate) fn serve_listener(listener: TcpListener) -> Result<(), Error> {
     serve_with(
         listener,
         Arc::new(|req, peer| {
@@ -289,7 +307,7 @@ pub fn serve_listener(listener: TcpListener) -> anyhow::Result<()> {
 
 /// Answer every request on `port` with `body` (the lab router's web
 /// server, e.g. `<h1>Web Server : router</h1>`). Blocking.
-pub fn serve_static(port: u16, body: &str) -> anyhow::Result<()> {
+pub fn serve_static(port: u16, body: &str) -> Result<(), Error> {
     let listener = bind(port)?;
     tracing::info!(port, "static web server listening");
     let body = body.as_bytes().to_vec();

@@ -15,8 +15,9 @@ use api::k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, PodCondition};
 use futures::StreamExt;
 use store::Store;
 
-use super::cache::{Cache, Pacer, Pass};
-use super::meta::{
+use crate::Error;
+use crate::cache::{Cache, Pacer, Pass, feed};
+use crate::meta::{
     controller_of, creation_order, key_of, label_selector_matches, labels, map_selector_matches,
     now, pod_is_finished, pod_is_terminating, pod_node,
 };
@@ -301,7 +302,7 @@ pub fn apply_placement(pod: &Pod, placement: &Placement) -> Option<Pod> {
 }
 
 /// Controller loop: watches Pods and Nodes, binds pending pods.
-pub async fn run(store: Store) -> anyhow::Result<()> {
+pub async fn run(store: Store) -> Result<(), Error> {
     let mut pods = Cache::<Pod>::default();
     let mut nodes = Cache::<Node>::default();
     let mut pod_rx = store.reflect::<Pod>(None);
@@ -309,14 +310,8 @@ pub async fn run(store: Store) -> anyhow::Result<()> {
     let mut pacer = Pacer::default();
     loop {
         tokio::select! {
-            change = pod_rx.next() => {
-                pods.apply(change.ok_or_else(|| anyhow::anyhow!("pod watch ended"))?);
-                pacer.changed();
-            }
-            change = node_rx.next() => {
-                nodes.apply(change.ok_or_else(|| anyhow::anyhow!("node watch ended"))?);
-                pacer.changed();
-            }
+            change = pod_rx.next() => feed(&mut pods, change, &mut pacer)?,
+            change = node_rx.next() => feed(&mut nodes, change, &mut pacer)?,
             () = pacer.due(), if pods.synced() && nodes.synced() => {
                 let mut pass = Pass::new("scheduler");
                 let writes: Vec<(String, Placement, Pod)> = {

@@ -1,6 +1,7 @@
 //! Pure rendering of Pod and Node status from the runtime's view, and the
 //! merge into a stored status that keeps transition times (so an
-//! unchanged view writes nothing).
+//! unchanged view writes nothing). No I/O: the pod worker and the node
+//! task write what this renders.
 
 use std::net::IpAddr;
 

@@ -2,25 +2,28 @@
 //! plugins the way a container runtime does (CNI spec 1.x: `CNI_*`
 //! environment, the plugin's configuration on stdin with `name`,
 //! `cniVersion`, `prevResult` and `runtimeConfig` injected, results and
-//! error objects on stdout).
+//! error objects on stdout, in [`cnispec`]'s types).
 //!
 //! Request building and result/error decoding are pure functions; only
 //! [`CniClient`] executes processes. Plugins run in the caller's network
 //! namespace (the node's), as with containerd. This module never creates
-//! namespaces or links itself.
+//! namespaces or links itself, and writes only the bridge configuration
+//! and the attachment caches it is asked to.
 
 use std::ffi::OsStr;
-use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use toolkit::write_atomic;
 
+use cnispec::{AddResult, CniError, CniVersion, Command};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
+use toolkit::write_atomic;
+
+use crate::Error;
+use crate::error::Context;
 
 /// Interface name inside the sandbox, as Kubernetes runtimes use.
 pub const POD_IFNAME: &str = "eth0";
@@ -30,7 +33,7 @@ const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Errors of CNI operations.
 #[derive(Debug, thiserror::Error)]
-pub enum CniError {
+pub enum ClientError {
     /// No configuration file in the directory.
     #[error("network plugin not ready: no CNI configuration in {0}")]
     NoConfig(PathBuf),
@@ -51,7 +54,7 @@ pub enum CniError {
         dirs: Vec<PathBuf>,
     },
     /// The plugin could not be executed or timed out.
-    #[error("plugin type={plugin:?} failed ({command}): {reason}")]
+    #[error("plugin type={plugin:?} failed ({}): {reason}", lower(*.command))]
     Exec {
         /// Plugin type.
         plugin: String,
@@ -61,14 +64,14 @@ pub enum CniError {
         reason: String,
     },
     /// The plugin returned an error object.
-    #[error("plugin type={plugin:?} failed ({command}): {error}")]
+    #[error("plugin type={plugin:?} failed ({}): {error}", lower(*.command))]
     Plugin {
         /// Plugin type.
         plugin: String,
         /// CNI command.
         command: Command,
         /// The decoded error.
-        error: PluginError,
+        error: CniError,
     },
     /// The plugin succeeded but its output is not a result.
     #[error("plugin type={plugin:?} returned an invalid result: {reason}")]
@@ -80,66 +83,15 @@ pub enum CniError {
     },
 }
 
-/// A CNI command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
-    /// Attach the container to the network.
-    #[serde(rename = "ADD")]
-    Add,
-    /// Detach the container (idempotent).
-    #[serde(rename = "DEL")]
-    Del,
-    /// Verify the attachment.
-    #[serde(rename = "CHECK")]
-    Check,
-}
-
-impl Command {
-    /// `ADD`, `DEL`, `CHECK`: the value of `CNI_COMMAND`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Command::Add => "ADD",
-            Command::Del => "DEL",
-            Command::Check => "CHECK",
-        }
-    }
-}
-
-impl fmt::Display for Command {
-    /// Lower case, as containerd prints it (`failed (add)`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.as_str().to_ascii_lowercase())
-    }
-}
-
-/// The error object a plugin prints on failure (`{code, msg, details}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PluginError {
-    /// Error code (1-99 reserved by the spec).
-    #[serde(default)]
-    pub code: u32,
-    /// Short message.
-    #[serde(default)]
-    pub msg: String,
-    /// Longer explanation.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub details: String,
-}
-
-impl fmt::Display for PluginError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.details.is_empty() {
-            f.write_str(&self.msg)
-        } else {
-            write!(f, "{}; {}", self.msg, self.details)
-        }
-    }
+/// A command as containerd prints it in errors (`failed (add)`).
+fn lower(command: Command) -> String {
+    command.as_str().to_ascii_lowercase()
 }
 
 /// Decode a failed plugin's output: the error object on stdout, else the
 /// raw stdout/stderr text with the exit status.
-pub fn parse_error(stdout: &[u8], stderr: &[u8], status: &str) -> PluginError {
-    if let Ok(err) = serde_json::from_slice::<PluginError>(stdout)
+pub fn parse_error(stdout: &[u8], stderr: &[u8], status: &str) -> CniError {
+    if let Ok(err) = serde_json::from_slice::<CniError>(stdout)
         && !err.msg.is_empty()
     {
         return err;
@@ -150,7 +102,7 @@ pub fn parse_error(stdout: &[u8], stderr: &[u8], status: &str) -> PluginError {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
-    PluginError {
+    CniError {
         code: 999,
         msg: if text.is_empty() {
             format!("plugin exited with {status}")
@@ -214,14 +166,15 @@ impl NetworkConfigList {
 
     /// Load the configuration a container runtime would use from `dir`:
     /// the lexicographically first `*.conflist`, `*.conf` or `*.json` file.
-    pub fn load_dir(dir: &Path) -> Result<(PathBuf, Self), CniError> {
-        let path = first_config_file(dir).ok_or_else(|| CniError::NoConfig(dir.to_path_buf()))?;
-        let bytes = std::fs::read(&path).map_err(|e| CniError::InvalidConfig {
+    pub fn load_dir(dir: &Path) -> Result<(PathBuf, Self), ClientError> {
+        let path =
+            first_config_file(dir).ok_or_else(|| ClientError::NoConfig(dir.to_path_buf()))?;
+        let bytes = std::fs::read(&path).map_err(|e| ClientError::InvalidConfig {
             path: path.clone(),
             reason: e.to_string(),
         })?;
         let conflist = path.extension() == Some(OsStr::new("conflist"));
-        let list = Self::parse(&bytes, conflist).map_err(|reason| CniError::InvalidConfig {
+        let list = Self::parse(&bytes, conflist).map_err(|reason| ClientError::InvalidConfig {
             path: path.clone(),
             reason,
         })?;
@@ -238,7 +191,7 @@ impl NetworkConfigList {
 
     /// Whether CHECK applies (spec >= 0.4.0 and not disabled).
     pub fn supports_check(&self) -> bool {
-        !self.disable_check && version_at_least(&self.cni_version, (0, 4, 0))
+        !self.disable_check && cnispec::version::at_least(&self.cni_version, Command::Check.since())
     }
 }
 
@@ -258,16 +211,6 @@ pub fn first_config_file(dir: &Path) -> Option<PathBuf> {
         .collect();
     files.sort();
     files.into_iter().next()
-}
-
-fn version_at_least(v: &str, min: (u32, u32, u32)) -> bool {
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let got = (
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-    );
-    got >= min
 }
 
 /// One port mapping offered to plugins with the `portMappings` capability.
@@ -408,85 +351,10 @@ pub fn build_request(
     }
 }
 
-/// The parts of a CNI result the runtime reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CniResult {
-    /// Result version.
-    pub cni_version: String,
-    /// Interfaces created.
-    #[serde(default)]
-    pub interfaces: Vec<ResultInterface>,
-    /// Addresses assigned.
-    #[serde(default)]
-    pub ips: Vec<ResultIp>,
-    /// Routes installed.
-    #[serde(default)]
-    pub routes: Vec<ResultRoute>,
-}
-
-/// An interface of a result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResultInterface {
-    /// Name.
-    pub name: String,
-    /// MAC address.
-    #[serde(default)]
-    pub mac: String,
-    /// Netns path when the interface is in the sandbox.
-    #[serde(default)]
-    pub sandbox: String,
-}
-
-/// An address of a result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResultIp {
-    /// Address with prefix length (`10.244.1.5/24`).
-    pub address: IpNet,
-    /// Gateway.
-    #[serde(default)]
-    pub gateway: Option<IpAddr>,
-    /// Index into `interfaces`.
-    #[serde(default)]
-    pub interface: Option<usize>,
-}
-
-/// A route of a result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResultRoute {
-    /// Destination.
-    pub dst: IpNet,
-    /// Next hop.
-    #[serde(default)]
-    pub gw: Option<IpAddr>,
-}
-
-impl CniResult {
-    /// Decode a result value.
-    pub fn from_value(v: &Value) -> Result<Self, String> {
-        serde_json::from_value(v.clone()).map_err(|e| e.to_string())
-    }
-
-    /// The pod's addresses: those on the sandbox interface (or on no
-    /// particular interface), IPv4 first.
-    pub fn pod_ips(&self, ifname: &str) -> Vec<IpAddr> {
-        let mut ips: Vec<IpAddr> = self
-            .ips
-            .iter()
-            .filter(|ip| match ip.interface {
-                Some(i) => self.interfaces.get(i).is_none_or(|itf| itf.name == ifname),
-                None => true,
-            })
-            .map(|ip| ip.address.addr())
-            .collect();
-        ips.sort_by_key(|ip| ip.is_ipv6());
-        ips
-    }
-}
-
-/// Decode a successful ADD's stdout.
-pub fn parse_result(plugin: &str, stdout: &[u8]) -> Result<Value, CniError> {
-    let invalid = |reason: String| CniError::InvalidResult {
+/// Decode a successful ADD's stdout: a result of a version we speak. The
+/// JSON is returned as it came, to be handed on unchanged.
+pub fn parse_result(plugin: &str, stdout: &[u8]) -> Result<Value, ClientError> {
+    let invalid = |reason: String| ClientError::InvalidResult {
         plugin: plugin.to_string(),
         reason,
     };
@@ -494,7 +362,7 @@ pub fn parse_result(plugin: &str, stdout: &[u8]) -> Result<Value, CniError> {
     if !value.is_object() {
         return Err(invalid("not a JSON object".into()));
     }
-    CniResult::from_value(&value).map_err(invalid)?;
+    AddResult::deserialize(&value).map_err(|e| invalid(e.to_string()))?;
     Ok(value)
 }
 
@@ -510,7 +378,7 @@ impl CniClient {
         Self { bin_dirs }
     }
 
-    fn find_plugin(&self, plugin: &str) -> Result<PathBuf, CniError> {
+    fn find_plugin(&self, plugin: &str) -> Result<PathBuf, ClientError> {
         if !plugin.contains('/') {
             for dir in &self.bin_dirs {
                 let p = dir.join(plugin);
@@ -519,16 +387,16 @@ impl CniClient {
                 }
             }
         }
-        Err(CniError::PluginNotFound {
+        Err(ClientError::PluginNotFound {
             plugin: plugin.to_string(),
             dirs: self.bin_dirs.clone(),
         })
     }
 
     /// Run one request; returns the plugin's stdout on success.
-    async fn exec(&self, req: &Request) -> Result<Vec<u8>, CniError> {
+    async fn exec(&self, req: &Request) -> Result<Vec<u8>, ClientError> {
         let bin = self.find_plugin(&req.plugin)?;
-        let exec_err = |reason: String| CniError::Exec {
+        let exec_err = |reason: String| ClientError::Exec {
             plugin: req.plugin.clone(),
             command: req.command,
             reason,
@@ -560,7 +428,7 @@ impl CniClient {
         if out.status.success() {
             Ok(out.stdout)
         } else {
-            Err(CniError::Plugin {
+            Err(ClientError::Plugin {
                 plugin: req.plugin.clone(),
                 command: req.command,
                 error: parse_error(&out.stdout, &out.stderr, &out.status.to_string()),
@@ -570,14 +438,18 @@ impl CniClient {
 
     /// ADD through every plugin in order, chaining each result into the
     /// next plugin's `prevResult`; returns the final result.
-    pub async fn add(&self, list: &NetworkConfigList, rt: &RuntimeConf) -> Result<Value, CniError> {
+    pub async fn add(
+        &self,
+        list: &NetworkConfigList,
+        rt: &RuntimeConf,
+    ) -> Result<Value, ClientError> {
         let mut prev: Option<Value> = None;
         for i in 0..list.plugins.len() {
             let req = build_request(Command::Add, list, i, rt, prev.as_ref(), &self.bin_dirs);
             let out = self.exec(&req).await?;
             prev = Some(parse_result(&req.plugin, &out)?);
         }
-        prev.ok_or_else(|| CniError::InvalidResult {
+        prev.ok_or_else(|| ClientError::InvalidResult {
             plugin: String::new(),
             reason: "no plugins".into(),
         })
@@ -590,7 +462,7 @@ impl CniClient {
         list: &NetworkConfigList,
         rt: &RuntimeConf,
         cached: &Value,
-    ) -> Result<(), CniError> {
+    ) -> Result<(), ClientError> {
         if !list.supports_check() {
             return Ok(());
         }
@@ -608,8 +480,10 @@ impl CniClient {
         list: &NetworkConfigList,
         rt: &RuntimeConf,
         cached: Option<&Value>,
-    ) -> Result<(), CniError> {
-        let prev = cached.filter(|_| version_at_least(&list.cni_version, (0, 4, 0)));
+    ) -> Result<(), ClientError> {
+        // A cached result goes along with DEL from 0.4.0.
+        let prev =
+            cached.filter(|_| cnispec::version::at_least(&list.cni_version, CniVersion::V0_4_0));
         for i in (0..list.plugins.len()).rev() {
             let req = build_request(Command::Del, list, i, rt, prev, &self.bin_dirs);
             self.exec(&req).await?;
@@ -635,17 +509,21 @@ pub struct CachedAttachment {
 
 impl CachedAttachment {
     /// Read from `path`; `None` if absent.
-    pub fn load(path: &Path) -> anyhow::Result<Option<Self>> {
+    pub fn load(path: &Path) -> Result<Option<Self>, Error> {
         match std::fs::read(path) {
-            Ok(b) => Ok(Some(serde_json::from_slice(&b)?)),
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .with_context(|| format!("cannot decode {}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
 
     /// Write atomically to `path`.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        Ok(write_atomic(path, &serde_json::to_vec_pretty(self)?)?)
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(self)
+            .with_context(|| format!("cannot encode {}", path.display()))?;
+        write_atomic(path, &bytes).with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
@@ -683,15 +561,17 @@ pub fn write_bridge_conflist(
     conf_dir: &Path,
     pod_cidr: &IpNet,
     ipam_data_dir: &Path,
-) -> anyhow::Result<bool> {
+) -> Result<bool, Error> {
     let path = conf_dir.join(BRIDGE_CONFLIST);
-    let mut bytes = serde_json::to_vec_pretty(&bridge_conflist(pod_cidr, ipam_data_dir))?;
+    let mut bytes = serde_json::to_vec_pretty(&bridge_conflist(pod_cidr, ipam_data_dir))
+        .with_context(|| format!("cannot encode {}", path.display()))?;
     bytes.push(b'\n');
     if std::fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
         return Ok(false);
     }
-    std::fs::create_dir_all(conf_dir)?;
-    write_atomic(&path, &bytes)?;
+    std::fs::create_dir_all(conf_dir)
+        .with_context(|| format!("cannot create {}", conf_dir.display()))?;
+    write_atomic(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(true)
 }
 
@@ -791,18 +671,14 @@ mod tests {
                    {"interface":2,"address":"fd00::5/64"}],
             "routes":[{"dst":"0.0.0.0/0"}],"dns":{}}"#;
         let v = parse_result("bridge", out).expect("result");
-        let r = CniResult::from_value(&v).expect("typed");
-        assert_eq!(
-            r.pod_ips("eth0"),
-            vec![
-                "10.244.1.5".parse::<IpAddr>().expect("ip"),
-                "fd00::5".parse::<IpAddr>().expect("ip")
-            ]
-        );
-        assert!(r.pod_ips("eth1").is_empty());
+        assert_eq!(v["ips"][1]["address"], "fd00::5/64", "handed on as it came");
+        assert!(matches!(
+            parse_result("bridge", br#"{"cniVersion":"0.2.0","ip4":{}}"#),
+            Err(ClientError::InvalidResult { .. })
+        ));
         assert!(matches!(
             parse_result("bridge", b"garbage"),
-            Err(CniError::InvalidResult { .. })
+            Err(ClientError::InvalidResult { .. })
         ));
 
         let e = parse_error(
@@ -816,14 +692,10 @@ mod tests {
         assert_eq!(e.msg, "panic: boom");
         let e = parse_error(b"", b"", "exit status: 2");
         assert_eq!(e.msg, "plugin exited with exit status: 2");
-        let full = CniError::Plugin {
+        let full = ClientError::Plugin {
             plugin: "bridge".into(),
             command: Command::Add,
-            error: PluginError {
-                code: 7,
-                msg: "bad".into(),
-                details: String::new(),
-            },
+            error: CniError::new(7, "bad"),
         };
         assert_eq!(full.to_string(), "plugin type=\"bridge\" failed (add): bad");
     }
@@ -835,7 +707,7 @@ mod tests {
         let data = dir.path().join("ipam");
         assert!(matches!(
             NetworkConfigList::load_dir(dir.path()),
-            Err(CniError::NoConfig(_))
+            Err(ClientError::NoConfig(_))
         ));
         assert!(write_bridge_conflist(dir.path(), &cidr, &data).expect("write"));
         assert!(!write_bridge_conflist(dir.path(), &cidr, &data).expect("rewrite"));

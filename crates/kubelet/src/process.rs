@@ -1,7 +1,8 @@
 //! Processes of pod sandboxes: spawning through the sandbox helper,
 //! waiting for exec and exit, stopping with a grace period, readiness
 //! probes. Every process is identified by [`ProcessId`] (PID + start
-//! time) so a reused PID is never signalled.
+//! time) so a reused PID is never signalled. No decisions: when to start
+//! or stop is the pod worker's.
 
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
@@ -9,12 +10,13 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::Context;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::runtime::sandbox::{ProcessId, SandboxArgs, cmdline};
+use crate::Error;
+use crate::error::Context;
+use crate::sandbox::{ProcessId, SandboxArgs, cmdline};
 
 /// What the sandbox process runs: it only holds the namespaces.
 pub const PAUSE_COMMAND: [&str; 2] = ["sleep", "infinity"];
@@ -83,26 +85,27 @@ impl Proc {
     }
 }
 
-/// Spawn `self_exe internal sandbox ARGS` in its own process group, output
-/// appended to `log`.
+/// Spawn the sandbox helper (`self_exe internal sandbox ARGS`) in its own
+/// process group, output appended to `log`.
 pub fn spawn_helper(
     self_exe: &Path,
     args: &SandboxArgs,
     log: &Path,
     env: &[(String, String)],
-) -> anyhow::Result<Proc> {
+) -> Result<Proc, Error> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .with_context(|| format!("cannot open {}", log.display()))?;
     let child = tokio::process::Command::new(self_exe)
-        .arg("internal")
-        .arg("sandbox")
-        .args(args.to_args())
+        .args(args.command_line())
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
+        .stdout(
+            out.try_clone()
+                .with_context(|| format!("cannot open {}", log.display()))?,
+        )
         .stderr(out)
         .process_group(0)
         .kill_on_drop(false)
@@ -115,11 +118,7 @@ pub fn spawn_helper(
 
 /// Wait until `proc` has exec'd `expected` (the helper's last step, so its
 /// namespaces are in place), or fail if it exits or `limit` passes.
-pub async fn wait_exec(
-    proc: &mut Proc,
-    expected: &[String],
-    limit: Duration,
-) -> anyhow::Result<()> {
+pub async fn wait_exec(proc: &mut Proc, expected: &[String], limit: Duration) -> Result<(), Error> {
     let id = proc.id();
     let deadline = Instant::now() + limit;
     loop {
@@ -128,13 +127,16 @@ pub async fn wait_exec(
         }
         if !id.alive() {
             let exit = proc.wait().await;
-            anyhow::bail!("sandbox helper exited with code {}", exit.exit_code());
+            return Err(Error::Failed(format!(
+                "sandbox helper exited with code {}",
+                exit.exit_code()
+            )));
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "sandbox helper did not start {:?} within {limit:?}",
-            expected
-        );
+        if Instant::now() >= deadline {
+            return Err(Error::Failed(format!(
+                "sandbox helper did not start {expected:?} within {limit:?}"
+            )));
+        }
         sleep(Duration::from_millis(2)).await;
     }
 }
