@@ -32,14 +32,12 @@ use crate::status::{self, StatusInputs};
 use crate::tables::IpcacheRow;
 use crate::tasks::Manager;
 
-/// CNI error codes of [`ApiError::code`] (the plugin passes them on).
+/// CNI error codes of [`ApiError::code`] (the plugin passes them on):
+/// the specification's, and the agent's own from 100 up.
 pub mod codes {
-    /// Missing or invalid CNI environment (container ID, netns, ifname).
-    pub const INVALID_ENV: u32 = 4;
-    /// I/O failure.
-    pub const IO: u32 = 5;
-    /// A request body that does not decode.
-    pub const DECODE: u32 = 6;
+    pub use cnispec::error::{
+        DECODE_FAILURE as DECODE, INVALID_ENV, IO_FAILURE as IO, UNKNOWN_CONTAINER,
+    };
     /// No address left in the node's pool, or no endpoint ID left.
     pub const IPAM_EXHAUSTED: u32 = 100;
     /// Creating the endpoint's interfaces failed.
@@ -50,8 +48,6 @@ pub mod codes {
     pub const DATAPATH: u32 = 103;
     /// CHECK found a discrepancy.
     pub const CHECK_FAILED: u32 = 105;
-    /// CHECK/DEL of an endpoint the agent does not know.
-    pub const UNKNOWN_CONTAINER: u32 = 3;
 }
 
 /// Everything the handlers read.

@@ -11,6 +11,8 @@ use crate::version::CniVersion;
 
 /// 1: the plugin does not speak the configuration's CNI version.
 pub const INCOMPATIBLE_VERSION: u32 = 1;
+/// 3: the container is unknown or does not exist.
+pub const UNKNOWN_CONTAINER: u32 = 3;
 /// 4: a required `CNI_*` environment variable is missing or invalid.
 pub const INVALID_ENV: u32 = 4;
 /// 5: reading the configuration failed.
