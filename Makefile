@@ -24,9 +24,12 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Every tier: the pure tests, and the privileged ones (marked #[ignore]
+# with their reason: root, BPF objects, etcd) that need this machine's
+# setup and root.
 test: lint
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace -- --test-threads=2
+	$(CARGO) test --workspace -- --include-ignored --test-threads=2
 
 bench: build
 	bash bench/lab-up.sh

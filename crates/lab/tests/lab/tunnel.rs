@@ -33,6 +33,7 @@ fn identity_of(lab: &Lab, pod: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn vxlan_reaches_every_node_with_the_identity_in_the_vni() {
     let lab = Lab::up("v", &["--config", "routing-mode=tunnel", "--workloads"]);
 
@@ -163,6 +164,7 @@ fn vxlan_reaches_every_node_with_the_identity_in_the_vni() {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn switching_between_native_and_tunnel_leaves_nothing_behind() {
     let lab = Lab::up("s", &["--workloads"]);
     let (w1, w0) = (webpod_ip_on(&lab, "k8s-w1"), webpod_ip_on(&lab, "k8s-w0"));
@@ -200,6 +202,7 @@ fn switching_between_native_and_tunnel_leaves_nothing_behind() {
 }
 
 #[test]
+#[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn geneve_and_tunnel_with_direct_routes_are_rejected() {
     for (suffix, config, expect) in [
         (

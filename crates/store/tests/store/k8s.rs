@@ -86,6 +86,7 @@ async fn pods_and_namespaces_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd (installed by scripts/setup.sh); run by make test"]
 async fn pods_and_namespaces_etcd() {
     let etcd = start_etcd().await;
     let store = Store::etcd(&etcd.endpoints()).await.expect("connect");

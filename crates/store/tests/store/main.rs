@@ -23,6 +23,7 @@ macro_rules! backend_suite {
         mod suite_etcd_tcp {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs etcd (installed by scripts/setup.sh); run by make test"]
                 async fn $test() {
                     crate::suite::$test(crate::harness::Harness::etcd_tcp().await).await;
                 }
@@ -31,6 +32,7 @@ macro_rules! backend_suite {
         mod suite_etcd_unix {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs etcd (installed by scripts/setup.sh); run by make test"]
                 async fn $test() {
                     crate::suite::$test(crate::harness::Harness::etcd_unix().await).await;
                 }
