@@ -166,15 +166,10 @@ impl<'a> KeySet<'a> {
     /// If the table does not list `name` as supported by this reader (a
     /// bug the unit tests catch).
     pub(crate) fn get(&self, name: &str) -> &'a str {
-        match self.given.get(name) {
-            Some(v) => v,
-            None => {
-                lookup(name)
-                    .filter(|k| k.is_supported_by(self.reader))
-                    .unwrap_or_else(|| panic!("{name} is not supported by the {:?}", self.reader))
-                    .default
-            }
-        }
+        let key = lookup(name)
+            .filter(|k| k.is_supported_by(self.reader))
+            .unwrap_or_else(|| panic!("{name} is not supported by the {:?}", self.reader));
+        self.given.get(name).map_or(key.default, String::as_str)
     }
 
     /// A boolean key this reader supports.

@@ -1,6 +1,6 @@
-//! Value parsers shared by the key table's type checks, the agent's and
-//! the operator's typed configs, and the [`IpamMode`] both of them use.
-//! Each parser takes the key for its error message.
+//! Value parsers shared by the key table's type checks and the agent's
+//! and the operator's typed configs (those returning a [`ConfigError`]
+//! take the key for its message), and the [`IpamMode`] both configs use.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
