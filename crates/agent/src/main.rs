@@ -43,7 +43,10 @@ struct Flags {
     /// Directory with one file per cilium-config key (a mounted ConfigMap).
     #[arg(long, value_name = "DIR")]
     config_dir: Option<PathBuf>,
-    /// A cilium-config key, overriding the directory (repeatable).
+    /// A YAML map of cilium-config keys, overriding the directory.
+    #[arg(long, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// A cilium-config key, overriding the directory and the file (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// REST API socket.
@@ -63,13 +66,14 @@ struct Flags {
     log_format: toolkit::logging::LogFormat,
 }
 
-fn load_config(flags: &Flags) -> Result<config::AgentConfig, config::ConfigError> {
-    let base = match &flags.config_dir {
-        Some(dir) => config::read_config_dir(dir)?,
-        None => Default::default(),
-    };
-    let map = config::apply_overrides(base, &flags.config)?;
-    config::AgentConfig::from_map(&map)
+fn load_config(flags: &Flags) -> Result<config::AgentConfig, ciliumconfig::ConfigError> {
+    let keys = ciliumconfig::Sources {
+        dir: flags.config_dir.as_deref(),
+        file: flags.config_file.as_deref(),
+        overrides: &flags.config,
+    }
+    .load()?;
+    config::AgentConfig::from_map(&keys)
 }
 
 fn main() -> ExitCode {

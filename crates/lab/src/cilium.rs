@@ -1,7 +1,9 @@
 //! Cilium in the lab: the `cilium-config` every agent and operator of a
 //! cluster gets (the seeds' later labs by default, `--config KEY=VALUE`
-//! on top), written as a mounted-ConfigMap-like directory (one file per
-//! key), and the command lines of `cilium-operator` and `cilium-agent`.
+//! on top), checked by `ciliumconfig` as the agents and the operator will
+//! check it and only then written as a mounted-ConfigMap-like directory
+//! (one file per key), and the command lines of `cilium-operator` and
+//! `cilium-agent`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::lab::LabPaths;
-use crate::topology::{ClusterSpec, Host};
+use crate::topology::{ClusterSpec, Host, Topology};
 
 /// Which CNI the lab's nodes use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -60,6 +62,16 @@ pub fn cluster_config(
     }
     cfg.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
     cfg
+}
+
+/// Check the `cilium-config` every cluster of `topology` gets with the
+/// user's keys, as its agents and operator will when they start; done
+/// before anything is written, so a refused key changes nothing.
+pub fn check_config(topology: &Topology, user: &BTreeMap<String, String>) -> Result<()> {
+    for c in &topology.clusters {
+        ciliumconfig::validate(&cluster_config(c, user)).context("invalid configuration")?;
+    }
+    Ok(())
 }
 
 /// Write a config directory (one file per key), replacing an old one.
@@ -195,7 +207,6 @@ pub fn operator_argv(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::Topology;
 
     #[test]
     fn defaults_follow_the_seeds_and_user_keys_win() {
@@ -215,6 +226,25 @@ mod tests {
         let cfg = cluster_config(c, &user);
         assert_eq!(cfg["routing-mode"], "tunnel");
         assert!(!cfg.contains_key("auto-direct-node-routes"));
+    }
+
+    #[test]
+    fn user_keys_are_checked_on_top_of_the_defaults() {
+        let t = Topology::load("seed").unwrap();
+        check_config(&t, &BTreeMap::new()).unwrap();
+        let user = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        check_config(&t, &user("routing-mode", "tunnel")).unwrap();
+        check_config(&t, &user("ipam", "kubernetes")).unwrap();
+        let e = check_config(&t, &user("enable-bpf-masquerade", "true")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "invalid configuration: `enable-bpf-masquerade: true` is not supported yet"
+        );
+        let e = check_config(&t, &user("enable-foo", "true")).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "invalid configuration: unknown configuration key `enable-foo`"
+        );
     }
 
     #[test]

@@ -373,7 +373,8 @@ fn run(cli: Cli) -> Result<i32> {
             cni,
             timeout,
         } => {
-            let config = parse_config(&config)?;
+            let config = ciliumconfig::parse_overrides(&config)?;
+            cilium::check_config(&topology::Topology::load(&topology)?, &config)?;
             runtime()?.block_on(async {
                 let state = lab::up(lab::UpOptions {
                     lab: cli.lab.clone(),
@@ -405,7 +406,8 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Config(ConfigCommand::Set { pairs }) => {
-            println!("{}", rollout::edit(&cli.lab, &parse_config(&pairs)?, &[])?);
+            let set = ciliumconfig::parse_overrides(&pairs)?;
+            println!("{}", rollout::edit(&cli.lab, &set, &[])?);
             Ok(0)
         }
         Command::Config(ConfigCommand::Unset { keys }) => {
@@ -422,20 +424,6 @@ fn run(cli: Cli) -> Result<i32> {
             runtime()?.block_on(run_cluster_command(&state, cli.cluster.as_deref(), command))
         }
     }
-}
-
-fn parse_config(pairs: &[String]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for p in pairs {
-        let Some((k, v)) = p.split_once('=') else {
-            bail!("--config {p:?}: expected KEY=VALUE");
-        };
-        if k.is_empty() {
-            bail!("--config {p:?}: empty key");
-        }
-        out.insert(k.to_string(), v.to_string());
-    }
-    Ok(out)
 }
 
 async fn run_internal(internal: Internal) -> Result<()> {
@@ -688,14 +676,6 @@ async fn run_cluster_command(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_and_config_pairs_parse() {
-        let c = parse_config(&["routing-mode=native".into(), "a=b=c".into()]).unwrap();
-        assert_eq!(c["routing-mode"], "native");
-        assert_eq!(c["a"], "b=c");
-        assert!(parse_config(&["novalue".into()]).is_err());
-    }
 
     #[test]
     fn cli_definition_is_consistent() {

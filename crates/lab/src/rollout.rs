@@ -1,6 +1,6 @@
 //! Changing a running lab's Cilium: `config view|set|unset` edits the
-//! cluster's `cilium-config` (rewriting every agent's and operator's
-//! config directory, like editing the ConfigMap), and `rollout restart
+//! cluster's `cilium-config` (checked first, then rewriting every agent's
+//! and operator's config directory, like editing the ConfigMap), and `rollout restart
 //! ds/cilium` (or `deployment/cilium-operator`) restarts the agents one
 //! node at a time, waiting for each to serve again, like a DaemonSet
 //! rolling update.
@@ -34,9 +34,11 @@ pub fn view(state: &LabState, cluster: Option<&str>) -> Result<String> {
         .collect())
 }
 
-/// `config set KEY=VALUE...` / `config unset KEY...`: record the change and
-/// rewrite the config directories. Running agents pick it up when they
-/// restart (`rollout restart ds/cilium`).
+/// `config set KEY=VALUE...` / `config unset KEY...`: check the resulting
+/// key set as the agents and the operator will, then record the change
+/// and rewrite the config directories; a refused change writes nothing.
+/// Running agents pick it up when they restart (`rollout restart
+/// ds/cilium`).
 pub fn edit(lab: &str, set: &BTreeMap<String, String>, unset: &[String]) -> Result<String> {
     let mut state = LabState::load(lab)?;
     for k in unset {
@@ -47,6 +49,7 @@ pub fn edit(lab: &str, set: &BTreeMap<String, String>, unset: &[String]) -> Resu
     state
         .config
         .extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    cilium::check_config(&state.topology, &state.config)?;
     let paths = LabPaths::new(lab);
     for c in &state.topology.clusters {
         let cfg = cilium::cluster_config(c, &state.config);

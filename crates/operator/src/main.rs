@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use ciliumconfig::{OperatorConfig, Sources};
 use clap::Parser;
-use operator::config::{self, OperatorConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Cluster-wide Cilium controllers: cluster-pool IPAM and identity GC.
@@ -19,11 +19,14 @@ struct Args {
     /// Directory with one file per cilium-config key (a mounted ConfigMap).
     #[arg(long, value_name = "DIR")]
     config_dir: Option<PathBuf>,
-    /// A cilium-config key, overriding the directory; repeatable.
+    /// A YAML map of cilium-config keys, overriding the directory.
+    #[arg(long, value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// A cilium-config key, overriding the directory and the file; repeatable.
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// Identity GC interval and grace period (`30s`, `500ms`, `15m`).
-    #[arg(long, value_name = "DURATION", value_parser = config::positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = ciliumconfig::positive_duration)]
     identity_gc_interval: Option<Duration>,
     /// Log format: text, text-ts, json, json-ts.
     #[arg(long, default_value = "text")]
@@ -31,11 +34,12 @@ struct Args {
 }
 
 fn load_config(args: &Args) -> anyhow::Result<OperatorConfig> {
-    let mut keys = match &args.config_dir {
-        Some(dir) => config::read_dir(dir)?,
-        None => Default::default(),
-    };
-    config::apply_overrides(&mut keys, &args.config)?;
+    let keys = Sources {
+        dir: args.config_dir.as_deref(),
+        file: args.config_file.as_deref(),
+        overrides: &args.config,
+    }
+    .load()?;
     let mut config = OperatorConfig::from_keys(&keys)?;
     if let Some(interval) = args.identity_gc_interval {
         config.identity_gc_interval = interval;

@@ -21,6 +21,7 @@ use anyhow::{Context, anyhow};
 use api::cilium::endpoint::CiliumEndpoint;
 use api::cilium::identity::CiliumIdentity;
 use api::cilium::node::CiliumNode;
+use ciliumconfig::{IpamMode, OperatorConfig};
 use futures::StreamExt;
 use ipnet::Ipv4Net;
 use store::Store;
@@ -28,7 +29,6 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use toolkit::{Cache, Pacer};
 
-use crate::config::{IpamMode, OperatorConfig};
 use crate::identitygc::IdentityGc;
 use crate::podcidr::{self, Decision};
 

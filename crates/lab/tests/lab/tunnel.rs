@@ -1,9 +1,11 @@
 //! Tunnel routing (issue 4): VXLAN between nodes with the source security
 //! identity in the VNI, the 50-byte MTU overhead on routes, switching an
-//! existing lab between native and tunnel mode with a rolling restart,
-//! and the startup errors for GENEVE (absent from this kernel) and
+//! existing lab between native and tunnel mode with a rolling restart
+//! (after a refused `config set` that leaves everything as it was), and
+//! the startup errors for GENEVE (absent from this kernel) and
 //! auto-direct-node-routes with a tunnel.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -169,6 +171,27 @@ fn switching_between_native_and_tunnel_leaves_nothing_behind() {
     let lab = Lab::up("s", &["--workloads"]);
     let (w1, w0) = (webpod_ip_on(&lab, "k8s-w1"), webpod_ip_on(&lab, "k8s-w0"));
     assert!(reaches(&lab, &w1) && !reaches(&lab, &w0));
+
+    // A key whose feature does not exist yet is refused with the agent's
+    // message before anything is written: the stored config and the
+    // agents' config directories stay as they were, the agents keep
+    // running, and the rolling restart below starts them again.
+    let view = lab.ok(&["config", "view"]);
+    let err = lab.fails(&["config", "set", "enable-bpf-masquerade=true"]);
+    assert!(
+        err.contains("invalid configuration: `enable-bpf-masquerade: true` is not supported yet"),
+        "{err}"
+    );
+    assert_eq!(lab.ok(&["config", "view"]), view);
+    for node in ["k8s-ctr", "k8s-w1", "k8s-w0"] {
+        let dir = format!("/run/cilium-lab/{}/nodes/{node}/cilium/config", lab.name);
+        assert!(
+            !Path::new(&dir).join("enable-bpf-masquerade").exists(),
+            "{node}: written"
+        );
+        let status = lab.dbg(node, &["status"]);
+        assert!(status.contains("Network: Native"), "{node}: {status}");
+    }
 
     lab.ok(&["config", "set", "routing-mode=tunnel"]);
     lab.ok(&["rollout", "restart", "ds/cilium"]);
