@@ -1,9 +1,10 @@
 //! The cilium-agent's REST API, spoken over the agent's unix socket
 //! (`/var/run/cilium/cilium.sock` on a real node; per node in the lab).
 //! This crate holds the wire types shared by the agent (server), the CNI
-//! plugin and `cilium-dbg` (clients), and a small blocking HTTP/1.1
-//! client: the CNI plugin is exec'd per pod, so it must start fast and
-//! needs no async runtime.
+//! plugin and `cilium-dbg` (clients), and a small blocking client on
+//! hyper's HTTP/1.1 client: the CNI plugin is exec'd per pod and makes one
+//! or two requests, so every call opens its own connection on a runtime of
+//! its own, and callers need no async runtime.
 //!
 //! Endpoints (JSON bodies; errors are [`ApiError`] with a non-2xx status):
 //! - `GET  /v1/healthz`            -> [`Health`]  (CNI STATUS)
