@@ -6,7 +6,7 @@ CARGO ?= cargo
 LAB ?= lab
 RELEASE := target/release/cilium-lab
 
-.PHONY: setup build lab lab-down lint test bench clean
+.PHONY: setup build lab lab-down lint test fuzz bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,7 @@ lab-down:
 
 lint: setup
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Every tier: the pure tests, and the privileged ones (marked #[ignore]
@@ -30,6 +31,12 @@ lint: setup
 test: lint
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace -- --include-ignored --test-threads=2
+	bash scripts/fuzz.sh 5
+
+# Every fuzz target for FUZZ_SECONDS (default 300) each.
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
 	bash bench/lab-up.sh
