@@ -41,7 +41,7 @@ use toolkit::{Cache, Health, Supervisor};
 
 use crate::cluster::{CiliumEndpoints, CiliumNodes, StoreIdentities};
 use crate::endpoints::{EndpointManager, EndpointSnapshot};
-use crate::ipcache::{self, IpcacheRow, LocalEndpoint, LocalNode};
+use crate::ipcache::{self, IpcacheRow, LocalNode};
 use crate::kernel::{Kernel, Routes, TunnelDevices};
 use crate::routes::{self, LocalAddr, NodeRouting, OwnNode, RouteOwnership};
 use crate::status::StatusInputs;
@@ -271,17 +271,7 @@ async fn cluster_controller(
         }
         let addrs = crate::sys::local_addrs();
         c.local.other_ips = other_host_ips(&addrs);
-        let eps: Vec<LocalEndpoint> = c
-            .endpoints
-            .borrow()
-            .endpoints
-            .iter()
-            .map(|e| LocalEndpoint {
-                ip: e.ipv4,
-                identity: e.identity,
-                labels: e.labels.clone(),
-            })
-            .collect();
+        let eps = c.endpoints.borrow().ipcache_endpoints();
         let node_list: Vec<CiliumNode> = nodes.values().cloned().collect();
         let cep_list: Vec<CiliumEndpoint> = ceps.values().cloned().collect();
         let tunnel = matches!(c.routing, NodeRouting::Tunnel { .. });

@@ -134,20 +134,7 @@ impl Supervisor {
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        let reporter = Arc::new(self.health.register(name));
-        self.reporters.push(reporter.clone());
-        self.tasks.push(OwnedTask::spawn(name, async move {
-            let mut backoff = Backoff::new(RESTART_MIN, RESTART_MAX);
-            loop {
-                match attempt(make()).await {
-                    Ok(()) => {
-                        reporter.ok();
-                        return;
-                    }
-                    Err(e) => restart_after_failure(&reporter, &e, &mut backoff).await,
-                }
-            }
-        }));
+        self.supervise(name, Backoff::new(RESTART_MIN, RESTART_MAX), None, make);
     }
 
     /// Run `job()` now and then every `interval` as controller `name`;
@@ -159,16 +146,34 @@ impl Supervisor {
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
+        let backoff = Backoff::new(RESTART_MIN.min(interval), interval);
+        self.supervise(name, backoff, Some(interval), job);
+    }
+
+    /// Run `make()` under a health row: after a success, stop (`every`
+    /// is None) or run again after `every`; after a failure, retry with
+    /// `backoff`.
+    fn supervise<E, F, Fut>(
+        &mut self,
+        name: &str,
+        mut backoff: Backoff,
+        every: Option<Duration>,
+        make: F,
+    ) where
+        E: std::fmt::Display + Send + 'static,
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
         let reporter = Arc::new(self.health.register(name));
         self.reporters.push(reporter.clone());
         self.tasks.push(OwnedTask::spawn(name, async move {
-            let mut backoff = Backoff::new(RESTART_MIN.min(interval), interval);
             loop {
-                match attempt(job()).await {
+                match attempt(make()).await {
                     Ok(()) => {
                         reporter.ok();
+                        let Some(every) = every else { return };
                         backoff.reset();
-                        tokio::time::sleep(interval).await;
+                        tokio::time::sleep(every).await;
                     }
                     Err(e) => restart_after_failure(&reporter, &e, &mut backoff).await,
                 }

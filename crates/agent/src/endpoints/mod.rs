@@ -111,6 +111,20 @@ pub struct EndpointSnapshot {
     pub allocated: BTreeMap<Ipv4Addr, String>,
 }
 
+impl EndpointSnapshot {
+    /// The endpoints as the ipcache controller needs them.
+    pub fn ipcache_endpoints(&self) -> Vec<crate::ipcache::LocalEndpoint> {
+        self.endpoints
+            .iter()
+            .map(|e| crate::ipcache::LocalEndpoint {
+                ip: e.ipv4,
+                identity: e.identity,
+                labels: e.labels.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Node facts the handlers need.
 #[derive(Debug, Clone)]
 pub struct EndpointsCfg {

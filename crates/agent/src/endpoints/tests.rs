@@ -12,7 +12,7 @@ use toolkit::{Health, OwnedTask};
 use super::*;
 use crate::dataplane::{DatapathMetric, DataplaneError, IpcacheEntry};
 use crate::endpoint::tests::sample_endpoint;
-use crate::ipcache::{LocalEndpoint, LocalNode};
+use crate::ipcache::LocalNode;
 use crate::tables::LxcRow;
 
 /// What the fake kernel and store hold.
@@ -312,16 +312,7 @@ fn mirror_ipcache(eps: &Mgr, tables: &Tables) -> OwnedTask {
     let table = tables.ipcache.clone();
     OwnedTask::spawn("ipcache", async move {
         loop {
-            let local: Vec<LocalEndpoint> = rx
-                .borrow_and_update()
-                .endpoints
-                .iter()
-                .map(|e| LocalEndpoint {
-                    ip: e.ipv4,
-                    identity: e.identity,
-                    labels: e.labels.clone(),
-                })
-                .collect();
+            let local = rx.borrow_and_update().ipcache_endpoints();
             let rows = crate::ipcache::compute(&LocalNode::default(), &local, &[], &[], false);
             table.sync(|_| true, rows.into_values());
             if rx.changed().await.is_err() {
