@@ -266,6 +266,32 @@ fn native_routing_reaches_same_l2_nodes_only() {
         "http://127.0.0.1:9962/metrics",
     ]);
     assert!(metrics.contains("cilium_endpoint_count"), "{metrics}");
+    for line in [
+        r#"cilium_reconciler_count_total{module_id="bpf-map-sync-cilium_lxc"}"#,
+        r#"cilium_reconciler_errors_current{module_id="bpf-map-sync-cilium_ipcache_v2"} 0"#,
+        r#"cilium_reconciler_duration_seconds_count{module_id="route-sync",op="update"}"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    // Every controller and reconciler is listed and healthy.
+    let status = lab.dbg("k8s-ctr", &["status", "--all-controllers"]);
+    let block: Vec<&str> = status
+        .lines()
+        .skip_while(|l| !l.starts_with("Controller Status:"))
+        .collect();
+    for name in [
+        "bpf-map-sync-cilium_lxc",
+        "route-sync",
+        "cilium-endpoint-sync",
+        "cluster-controller",
+    ] {
+        assert!(
+            block
+                .iter()
+                .any(|l| l.trim_start().starts_with(name) && l.trim_end().ends_with("no error")),
+            "{name} missing or failing:\n{status}"
+        );
+    }
 }
 
 #[test]
