@@ -3,6 +3,9 @@
 # missing first (scripts/setup.sh is idempotent).
 
 CARGO ?= cargo
+# Every build made here has the BPF programs (a missing clang is an error,
+# not an empty datapath).
+export CILIUM_REQUIRE_BPF := 1
 LAB ?= lab
 RELEASE := target/release/cilium-lab
 

@@ -1,6 +1,12 @@
 //! Builds the BPF objects from `bpf/*.c` with clang-19 into `OUT_DIR`, and
 //! generates `abi_layout.rs` (sizes, offsets and constants of the ABI
 //! header) by compiling and running `bpf/tests/layout.c` on the host.
+//!
+//! Without clang-19 (a plain `cargo test` on a machine that never ran
+//! scripts/setup.sh) the objects are left empty, with a warning: the pure
+//! tests build and run, and `Datapath::load` says what is missing. The
+//! layout program is then compiled with the host's C compiler. Setting
+//! `CILIUM_REQUIRE_BPF` (the Makefile does) makes a missing clang an error.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -25,10 +31,38 @@ fn main() {
             entry.expect("bpf/ entry").path().display()
         );
     }
-    for name in OBJECTS {
-        compile_bpf(&bpf, &out, name);
+    println!("cargo:rerun-if-env-changed=CILIUM_REQUIRE_BPF");
+    let clang = has_clang();
+    if !clang && env::var_os("CILIUM_REQUIRE_BPF").is_some() {
+        panic!("{CLANG} is required to build the datapath: run scripts/setup.sh (apt-get install clang-19 llvm-19 libbpf-dev)");
     }
-    generate_layout(&bpf, &out);
+    for name in OBJECTS {
+        if clang {
+            compile_bpf(&bpf, &out, name);
+        } else {
+            std::fs::write(object_path(&out, name), b"").expect("write an empty object");
+        }
+    }
+    if !clang {
+        println!(
+            "cargo:warning={CLANG} not found: the datapath is built without its BPF programs (the pure tests run; loading fails). Run scripts/setup.sh for a full build."
+        );
+    }
+    generate_layout(&bpf, &out, if clang { CLANG } else { "cc" });
+}
+
+/// The BPF compiler.
+const CLANG: &str = "clang-19";
+
+fn has_clang() -> bool {
+    Command::new(CLANG)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn object_path(out: &Path, name: &str) -> PathBuf {
+    out.join(format!("{}.o", name.replace('/', "_")))
 }
 
 fn run(cmd: &mut Command, what: &str, hint: &str) {
@@ -48,9 +82,9 @@ fn run(cmd: &mut Command, what: &str, hint: &str) {
 
 fn compile_bpf(bpf: &Path, out: &Path, name: &str) {
     let src = bpf.join(format!("{name}.c"));
-    let obj = out.join(format!("{}.o", name.replace('/', "_")));
+    let obj = object_path(out, name);
     run(
-        Command::new("clang-19")
+        Command::new(CLANG)
             .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"])
             .arg("-I/usr/include/x86_64-linux-gnu")
             .arg("-I")
@@ -66,10 +100,10 @@ fn compile_bpf(bpf: &Path, out: &Path, name: &str) {
     );
 }
 
-fn generate_layout(bpf: &Path, out: &Path) {
+fn generate_layout(bpf: &Path, out: &Path, cc: &str) {
     let exe = out.join("abi_layout");
     run(
-        Command::new("clang-19")
+        Command::new(cc)
             .arg("-I")
             .arg(bpf.join("include"))
             .arg(bpf.join("tests/layout.c"))

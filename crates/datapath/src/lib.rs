@@ -412,6 +412,11 @@ impl Datapath {
     /// [`Datapath::open`] with the tunnel device's ifindex given (used
     /// only when `cfg.tunnel` is set).
     fn open_with(cfg: &DatapathConfig, tunnel_ifindex: u32) -> Result<Self> {
+        if LXC_OBJ.is_empty() {
+            return Err(Error::Other(
+                "this build has no BPF programs (clang-19 was missing when it was compiled): run scripts/setup.sh and rebuild".into(),
+            ));
+        }
         let dir = &cfg.bpf_dir;
         if !dir.is_absolute() || dir.parent().is_none_or(|p| p == Path::new("/sys/fs")) {
             return Err(Error::Other(format!(
