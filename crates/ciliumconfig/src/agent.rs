@@ -240,16 +240,10 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::key_set;
 
     fn lab(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let mut m = map(&[
+        let mut m = key_set(&[
             ("ipam", "cluster-pool"),
             ("cluster-pool-ipv4-cidr", "172.20.0.0/16"),
             ("cluster-pool-ipv4-mask-size", "24"),
@@ -257,7 +251,7 @@ mod tests {
             ("ipv4-native-routing-cidr", "172.20.0.0/16"),
             ("auto-direct-node-routes", "true"),
         ]);
-        m.extend(map(extra));
+        m.extend(key_set(extra));
         m
     }
 
@@ -421,7 +415,7 @@ mod tests {
             ("auto-direct-node-routes", "false"),
         ]);
         m.remove("ipv4-native-routing-cidr");
-        m.extend(map(extra));
+        m.extend(key_set(extra));
         AgentConfig::from_map(&m).unwrap()
     }
 
@@ -503,7 +497,7 @@ mod tests {
             ("default", 0, 0)
         );
         // `cilium-dbg config` prints exactly the keys the agent supports.
-        let expected = map(&[
+        let expected = key_set(&[
             ("auto-direct-node-routes", "false"),
             ("cluster-id", "0"),
             ("cluster-name", "default"),

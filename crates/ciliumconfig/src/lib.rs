@@ -40,23 +40,35 @@ pub fn validate(keys: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// What the unit tests of every module share.
+#[cfg(test)]
+mod testing {
+    use std::collections::BTreeMap;
+
+    /// A key set from `(key, value)` pairs.
+    pub(crate) fn key_set(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::key_set;
 
     #[test]
     fn validate_checks_both_readers() {
-        let lab: BTreeMap<String, String> = [
+        let lab = key_set(&[
             ("ipam", "cluster-pool"),
             ("cluster-pool-ipv4-cidr", "172.20.0.0/16"),
             ("routing-mode", "native"),
             ("ipv4-native-routing-cidr", "172.20.0.0/16"),
             ("auto-direct-node-routes", "true"),
             ("identity-gc-interval", "1s"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         validate(&lab).unwrap();
         let with = |k: &str, v: &str| {
             let mut m = lab.clone();

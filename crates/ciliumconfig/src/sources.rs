@@ -103,13 +103,7 @@ pub fn parse_overrides(items: &[String]) -> Result<BTreeMap<String, String>, Con
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::key_set;
 
     /// A directory laid out like a kubelet-mounted ConfigMap: the data in
     /// a timestamped directory, `..data` pointing at it, one symlink per key.
@@ -134,7 +128,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("subdir")).unwrap();
         assert_eq!(
             read_dir(dir.path()).unwrap(),
-            map(&[("debug", "true"), ("ipam", "kubernetes")])
+            key_set(&[("debug", "true"), ("ipam", "kubernetes")])
         );
         let missing = dir.path().join("missing");
         assert!(
@@ -157,7 +151,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             read_yaml(&file).unwrap(),
-            map(&[
+            key_set(&[
                 ("bpf-map-dynamic-size-ratio", "0.0025"),
                 ("debug", "true"),
                 ("enable-hubble", "false"),
@@ -199,7 +193,7 @@ mod tests {
                 "x="
             ])
             .unwrap(),
-            map(&[
+            key_set(&[
                 ("a", "b=c"),
                 ("debug", "true"),
                 ("ipam", "kubernetes"),
@@ -239,7 +233,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             keys,
-            map(&[("debug", "false"), ("ipam", "kubernetes"), ("mtu", "1400")])
+            key_set(&[("debug", "false"), ("ipam", "kubernetes"), ("mtu", "1400")])
         );
         assert_eq!(Sources::default().load().unwrap(), BTreeMap::new());
     }
