@@ -8,6 +8,7 @@
 //! - Reading ([`Sources`]): a directory with one file per key (a mounted
 //!   ConfigMap), a YAML map file, `--config KEY=VALUE` overrides; later
 //!   sources win, and keys and values are trimmed the same way in all.
+//!   [`ConfigFlags`] declares the three flags once for the binaries.
 //! - Validation into the typed configs of the two readers,
 //!   [`AgentConfig`] and [`OperatorConfig`] (sharing [`IpamMode`]), with
 //!   one error type, [`ConfigError`]; and [`validate`], which checks a
@@ -29,7 +30,7 @@ pub use agent::{AgentConfig, RoutingMode, Tunnel, TunnelProtocol};
 pub use error::ConfigError;
 pub use key::{Class, Key, Reader, Type, keys, lookup};
 pub use operator::OperatorConfig;
-pub use sources::{Sources, parse_overrides, read_dir, read_yaml};
+pub use sources::{ConfigFlags, Sources, parse_overrides, read_dir, read_yaml};
 pub use value::{IpamMode, positive_duration};
 
 /// Check a cluster's key set as its agents and its operator will when they
