@@ -33,8 +33,8 @@ use crate::sandbox::{
     render_hosts, render_resolv_conf,
 };
 use crate::status::{
-    ContainerRun, ContainerView, ExitView, PodView, SandboxPhase, merge_pod_status, now,
-    render_pod_status,
+    ContainerRun, ContainerView, ExitView, PodView, SandboxPhase, exit_reason, merge_pod_status,
+    now, render_pod_status,
 };
 
 /// Cached CNI attachment inside a pod directory.
@@ -349,10 +349,7 @@ impl PodWorker {
                 image: s.image.clone(),
                 container_id: None,
                 restart_count: 0,
-                state: ContainerRun::Waiting {
-                    reason: "ContainerCreating".into(),
-                    message: None,
-                },
+                state: ContainerRun::creating(),
                 last_exit: None,
             })
             .collect();
@@ -545,12 +542,7 @@ impl PodWorker {
                 });
                 view.restart_count += 1;
                 view.state = ContainerRun::Waiting {
-                    reason: if exit.exit_code() == 0 {
-                        "Completed"
-                    } else {
-                        "Error"
-                    }
-                    .into(),
+                    reason: exit_reason(exit.exit_code()).into(),
                     message: None,
                 };
                 if let Some(rec) = rec {
@@ -907,10 +899,7 @@ impl PodWorker {
         self.sandbox_proc = None;
         self.phase = SandboxPhase::Creating;
         for v in &mut self.views {
-            v.state = ContainerRun::Waiting {
-                reason: "ContainerCreating".into(),
-                message: None,
-            };
+            v.state = ContainerRun::creating();
         }
     }
 
