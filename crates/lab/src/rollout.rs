@@ -53,11 +53,7 @@ pub fn edit(lab: &str, set: &BTreeMap<String, String>, unset: &[String]) -> Resu
     let paths = LabPaths::new(lab);
     for c in &state.topology.clusters {
         let cfg = cilium::cluster_config(c, &state.config);
-        for h in state
-            .topology
-            .nodes()
-            .filter(|h| state.topology.cluster_of(h).name == c.name)
-        {
+        for h in state.topology.cluster_nodes(&c.name) {
             cilium::write_agent_config(&paths, &h.name, &cfg)?;
         }
         cilium::write_config_dir(&cilium::operator_config_dir(&paths, &c.name), &cfg)?;
