@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use kubelet::sandbox::{ProcessId, SandboxArgs};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -45,6 +45,24 @@ pub struct ProcRecord {
     pub pid: i32,
     /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
     pub start_time: u64,
+}
+
+/// Run a short command to completion (stdin closed); a failure carries
+/// the command line and what it printed on stderr.
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// Start a detached process in a namespace and cgroup. It joins the cgroup
