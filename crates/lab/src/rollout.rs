@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::cilium::{self, AgentPaths};
 use crate::lab::{LabPaths, LabState};
@@ -17,16 +17,7 @@ use crate::procs::ProcRecord;
 /// `config view`: the effective config of a cluster, `key value` lines
 /// sorted by key like `cilium config view`.
 pub fn view(state: &LabState, cluster: Option<&str>) -> Result<String> {
-    let c = match cluster {
-        Some(name) => state
-            .topology
-            .clusters
-            .iter()
-            .find(|c| c.name == name)
-            .with_context(|| format!("lab {:?} has no cluster {name:?}", state.lab))?,
-        None => &state.topology.clusters[0],
-    };
-    let cfg = cilium::cluster_config(c, &state.config);
+    let cfg = cilium::cluster_config(state.cluster(cluster)?, &state.config);
     let width = cfg.keys().map(String::len).max().unwrap_or(0);
     Ok(cfg
         .iter()
