@@ -324,8 +324,13 @@ async fn bring_up(
     })?;
     let exe = std::env::current_exe().context("cannot find cilium-lab's own path")?;
     let exe = exe.to_string_lossy().to_string();
+    let launch = Launch {
+        paths,
+        topo: &topo,
+        exe: &exe,
+    };
     progress.step("etcd and web servers", || {
-        start_etcd_and_web_servers(state, paths, &topo, &exe)
+        launch.etcd_and_web_servers(state)
     })?;
     let stores = wait_stores(state, progress, opts.timeout).await?;
     progress
@@ -335,10 +340,10 @@ async fn bring_up(
         )
         .await?;
     progress.step("control plane and kubelets", || {
-        start_control_planes_and_kubelets(state, paths, &topo, &exe)
+        launch.control_planes_and_kubelets(state)
     })?;
     if state.cni == Cni::Cilium {
-        start_cilium(state, paths, progress, &stores, opts.timeout).await?;
+        start_cilium(state, &launch, progress, &stores, opts.timeout).await?;
     }
     wait_clusters_ready(&topo, &stores, progress, opts.timeout).await?;
     if opts.workloads {
@@ -347,100 +352,161 @@ async fn bring_up(
     Ok(())
 }
 
-/// etcd on every cluster's control-plane node, and the hosts' web servers.
-fn start_etcd_and_web_servers(
-    state: &mut LabState,
-    paths: &LabPaths,
-    topo: &Topology,
-    exe: &str,
-) -> Result<()> {
-    for c in &topo.clusters {
-        let cp = topo.control_plane(&c.name);
-        let dir = paths.etcd_dir(&c.name);
-        std::fs::create_dir_all(&dir)?;
-        start(state, paths, cp, "etcd", &dir, &etcd_argv(cp, &dir))?;
-    }
-    for h in &topo.hosts {
-        if let Some(web) = &h.web {
-            start(state, paths, h, "web", &paths.root(), &web_argv(exe, web))?;
-        }
-    }
-    state.save()
-}
-
-/// The control plane of every cluster, and a kubelet on every node.
-fn start_control_planes_and_kubelets(
-    state: &mut LabState,
-    paths: &LabPaths,
-    topo: &Topology,
-    exe: &str,
-) -> Result<()> {
-    for c in &topo.clusters {
-        let cp = topo.control_plane(&c.name);
-        let argv = control_plane_argv(exe, c);
-        start(state, paths, cp, "control-plane", &paths.root(), &argv)?;
-    }
-    for h in topo.nodes() {
-        std::fs::create_dir_all(paths.cni_conf_dir(&h.name))?;
-        let argv = kubelet_argv(exe, state, paths, h)?;
-        start(state, paths, h, "kubelet", &paths.node_dir(&h.name), &argv)?;
-    }
-    state.save()
-}
-
 /// Cilium on every cluster: the operator, the CiliumNodes, an agent on
 /// every node; then wait until the agents are ready.
 async fn start_cilium(
     state: &mut LabState,
-    paths: &LabPaths,
+    launch: &Launch<'_>,
     progress: &Progress,
     stores: &[Store],
     timeout: Duration,
 ) -> Result<()> {
-    let topo = state.topology.clone();
-    progress.step("cilium-operator", || {
-        for c in &topo.clusters {
-            let cfg = cilium::cluster_config(c, &state.config);
-            let etcd = format!("http://127.0.0.1:{ETCD_PORT}");
-            let argv = cilium::operator_argv(paths, &c.name, &etcd, &cfg)?;
-            let cp = topo.control_plane(&c.name);
-            start(state, paths, cp, "cilium-operator", &paths.root(), &argv)?;
-        }
-        state.save()
-    })?;
+    progress.step("cilium-operator", || launch.operators(state))?;
     // CiliumNodes in topology order, so the operator hands out pod
     // CIDRs in that order (k8s-ctr 172.20.0.0/24, k8s-w1 .1, k8s-w0 .2)
     // however the agents race; each agent then completes its own.
     progress
         .step_async(
             "registering CiliumNodes",
-            register_nodes::<CiliumNode>(&topo, stores, cilium_node_object),
+            register_nodes::<CiliumNode>(launch.topo, stores, cilium_node_object),
         )
         .await?;
-    progress.step("cilium-agents", || {
-        for c in &topo.clusters {
-            let cfg = cilium::cluster_config(c, &state.config);
-            let etcd = etcd_network_endpoint(topo.control_plane(&c.name));
-            for h in topo.cluster_nodes(&c.name) {
-                let argv = cilium::agent_argv(paths, h, &etcd, &cfg)?;
-                start(
-                    state,
-                    paths,
-                    h,
-                    "cilium-agent",
-                    &paths.node_dir(&h.name),
-                    &argv,
-                )?;
-            }
-        }
-        state.save()
-    })?;
+    progress.step("cilium-agents", || launch.agents(state))?;
     progress
         .step_async(
             "waiting for the agents to be ready",
             wait_agents_ready(state, timeout),
         )
         .await
+}
+
+/// What the stages that start the lab's processes share: its paths, its
+/// topology and `cilium-lab`'s own path (most processes are its internal
+/// subcommands). Each stage records what it starts in the state, then
+/// saves it.
+struct Launch<'a> {
+    paths: &'a LabPaths,
+    topo: &'a Topology,
+    exe: &'a str,
+}
+
+impl Launch<'_> {
+    /// etcd on every cluster's control-plane node, and the hosts' web
+    /// servers.
+    fn etcd_and_web_servers(&self, state: &mut LabState) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cp = self.topo.control_plane(&c.name);
+            let dir = self.paths.etcd_dir(&c.name);
+            std::fs::create_dir_all(&dir)?;
+            self.start(state, cp, "etcd", &dir, &etcd_argv(cp, &dir))?;
+        }
+        for h in &self.topo.hosts {
+            if let Some(web) = &h.web {
+                let argv = web_argv(self.exe, web);
+                self.start(state, h, "web", &self.paths.root(), &argv)?;
+            }
+        }
+        state.save()
+    }
+
+    /// The control plane of every cluster, and a kubelet on every node.
+    fn control_planes_and_kubelets(&self, state: &mut LabState) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cp = self.topo.control_plane(&c.name);
+            let argv = control_plane_argv(self.exe, c);
+            self.start(state, cp, "control-plane", &self.paths.root(), &argv)?;
+        }
+        for h in self.topo.nodes() {
+            std::fs::create_dir_all(self.paths.cni_conf_dir(&h.name))?;
+            let argv = self.kubelet_argv(state, h)?;
+            self.start(state, h, "kubelet", &self.paths.node_dir(&h.name), &argv)?;
+        }
+        state.save()
+    }
+
+    /// `cilium-operator` on every cluster's control-plane node.
+    fn operators(&self, state: &mut LabState) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cfg = cilium::cluster_config(c, &state.config);
+            let etcd = format!("http://127.0.0.1:{ETCD_PORT}");
+            let argv = cilium::operator_argv(self.paths, &c.name, &etcd, &cfg)?;
+            let cp = self.topo.control_plane(&c.name);
+            self.start(state, cp, "cilium-operator", &self.paths.root(), &argv)?;
+        }
+        state.save()
+    }
+
+    /// `cilium-agent` on every node.
+    fn agents(&self, state: &mut LabState) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cfg = cilium::cluster_config(c, &state.config);
+            let etcd = etcd_network_endpoint(self.topo.control_plane(&c.name));
+            for h in self.topo.cluster_nodes(&c.name) {
+                let argv = cilium::agent_argv(self.paths, h, &etcd, &cfg)?;
+                self.start(
+                    state,
+                    h,
+                    "cilium-agent",
+                    &self.paths.node_dir(&h.name),
+                    &argv,
+                )?;
+            }
+        }
+        state.save()
+    }
+
+    /// A node's kubelet (`cilium-lab internal kubelet`).
+    fn kubelet_argv(&self, state: &LabState, h: &Host) -> Result<Vec<String>> {
+        let (paths, cp) = (
+            self.paths,
+            self.topo.control_plane(&self.topo.cluster_of(h).name),
+        );
+        let mut argv = vec![
+            self.exe.into(),
+            "internal".into(),
+            "kubelet".into(),
+            "--lab".into(),
+            state.lab.clone(),
+            "--node".into(),
+            h.name.clone(),
+            "--node-ip".into(),
+            h.primary_ip().expect("validated").to_string(),
+            "--etcd".into(),
+            etcd_network_endpoint(cp),
+            "--state-dir".into(),
+            paths.node_dir(&h.name).display().to_string(),
+            "--cgroup".into(),
+            paths.cgroup(&h.name).display().to_string(),
+            "--cni-conf-dir".into(),
+            paths.cni_conf_dir(&h.name).display().to_string(),
+        ];
+        argv.extend(kubelet_cni_args(state.cni)?);
+        argv.extend(["--cni-bin-dir".into(), "/usr/lib/cni".into()]);
+        Ok(argv)
+    }
+
+    /// Start `name` on `host` (its namespace and cgroup, logging to the
+    /// lab's log directory) and record it.
+    fn start(
+        &self,
+        state: &mut LabState,
+        host: &Host,
+        name: &str,
+        cwd: &Path,
+        argv: &[String],
+    ) -> Result<()> {
+        let rec = procs::spawn(&Spawn {
+            name: name.to_string(),
+            host: host.name.clone(),
+            netns: fabric::netns_name(&state.lab, &host.name),
+            cgroup: self.paths.cgroup(&host.name),
+            cwd: cwd.to_path_buf(),
+            log: self.paths.logs().join(format!("{}-{name}.log", host.name)),
+            argv: argv.to_vec(),
+        })?;
+        state.processes.push(rec);
+        Ok(())
+    }
 }
 
 /// etcd of a cluster, on its control-plane node.
@@ -498,35 +564,6 @@ fn control_plane_argv(exe: &str, c: &ClusterSpec) -> Vec<String> {
     ]
 }
 
-/// A node's kubelet (`cilium-lab internal kubelet`).
-fn kubelet_argv(exe: &str, state: &LabState, paths: &LabPaths, h: &Host) -> Result<Vec<String>> {
-    let cp = state
-        .topology
-        .control_plane(&state.topology.cluster_of(h).name);
-    let mut argv = vec![
-        exe.into(),
-        "internal".into(),
-        "kubelet".into(),
-        "--lab".into(),
-        state.lab.clone(),
-        "--node".into(),
-        h.name.clone(),
-        "--node-ip".into(),
-        h.primary_ip().expect("validated").to_string(),
-        "--etcd".into(),
-        etcd_network_endpoint(cp),
-        "--state-dir".into(),
-        paths.node_dir(&h.name).display().to_string(),
-        "--cgroup".into(),
-        paths.cgroup(&h.name).display().to_string(),
-        "--cni-conf-dir".into(),
-        paths.cni_conf_dir(&h.name).display().to_string(),
-    ];
-    argv.extend(kubelet_cni_args(state.cni)?);
-    argv.extend(["--cni-bin-dir".into(), "/usr/lib/cni".into()]);
-    Ok(argv)
-}
-
 /// How the kubelet gets its CNI: it writes the bridge configuration
 /// itself, or our agent writes it and `cilium-cni` is found beside
 /// `cilium-lab` (before Debian's plugins).
@@ -547,27 +584,6 @@ fn kubelet_cni_args(cni: Cni) -> Result<Vec<String>> {
             ]
         }
     })
-}
-
-fn start(
-    state: &mut LabState,
-    paths: &LabPaths,
-    host: &Host,
-    name: &str,
-    cwd: &Path,
-    argv: &[String],
-) -> Result<()> {
-    let rec = procs::spawn(&Spawn {
-        name: name.to_string(),
-        host: host.name.clone(),
-        netns: fabric::netns_name(&state.lab, &host.name),
-        cgroup: paths.cgroup(&host.name),
-        cwd: cwd.to_path_buf(),
-        log: paths.logs().join(format!("{}-{name}.log", host.name)),
-        argv: argv.to_vec(),
-    })?;
-    state.processes.push(rec);
-    Ok(())
 }
 
 /// `restart HOST/PROCESS`: stop the process if it still runs, start it
