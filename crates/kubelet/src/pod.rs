@@ -313,6 +313,16 @@ enum SetupError {
     Failed(String),
 }
 
+/// When to try creating a sandbox again.
+enum Retry {
+    /// Not at all: it is there.
+    Never,
+    /// When the CNI configuration directory changes.
+    WhenCniChanges,
+    /// At this time (backoff).
+    At(Instant),
+}
+
 impl From<crate::Error> for SetupError {
     fn from(e: crate::Error) -> Self {
         SetupError::Failed(e.to_string())
@@ -446,28 +456,10 @@ impl PodWorker {
                 cni_changed = false;
                 waiting_for_cni = false;
                 retry_at = None;
-                match self.create_sandbox().await {
-                    Ok(()) => {
-                        retry.reset();
-                        next_check = Instant::now() + CHECK_INTERVAL;
-                    }
-                    Err(SetupError::NetworkNotReady(message)) => {
-                        tracing::info!(%message, "waiting for network configuration");
-                        self.phase = SandboxPhase::Failed {
-                            reason: "NetworkNotReady".into(),
-                            message,
-                        };
-                        waiting_for_cni = true;
-                    }
-                    Err(SetupError::Failed(message)) => {
-                        let delay = retry.next_delay();
-                        tracing::warn!(%message, ?delay, "sandbox creation failed");
-                        self.phase = SandboxPhase::Failed {
-                            reason: "FailedCreatePodSandBox".into(),
-                            message,
-                        };
-                        retry_at = Some(Instant::now() + delay);
-                    }
+                match self.try_create_sandbox(&mut retry).await {
+                    Retry::Never => next_check = Instant::now() + CHECK_INTERVAL,
+                    Retry::WhenCniChanges => waiting_for_cni = true,
+                    Retry::At(t) => retry_at = Some(t),
                 }
                 status_dirty = true;
             }
@@ -506,6 +498,34 @@ impl PodWorker {
                     status_dirty = true;
                 }
                 () = sleep_until(status_retry), if status_dirty => {}
+            }
+        }
+    }
+
+    /// Create the sandbox, or record in the phase why that failed; says
+    /// when to try again.
+    async fn try_create_sandbox(&mut self, retry: &mut Backoff) -> Retry {
+        match self.create_sandbox().await {
+            Ok(()) => {
+                retry.reset();
+                Retry::Never
+            }
+            Err(SetupError::NetworkNotReady(message)) => {
+                tracing::info!(%message, "waiting for network configuration");
+                self.phase = SandboxPhase::Failed {
+                    reason: "NetworkNotReady".into(),
+                    message,
+                };
+                Retry::WhenCniChanges
+            }
+            Err(SetupError::Failed(message)) => {
+                let delay = retry.next_delay();
+                tracing::warn!(%message, ?delay, "sandbox creation failed");
+                self.phase = SandboxPhase::Failed {
+                    reason: "FailedCreatePodSandBox".into(),
+                    message,
+                };
+                Retry::At(Instant::now() + delay)
             }
         }
     }
