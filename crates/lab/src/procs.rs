@@ -1,7 +1,8 @@
 //! Processes the lab starts (etcd, control plane, kubelets, web servers):
 //! spawned inside a host's namespace and cgroup, detached from the caller,
 //! logged to a file, recorded by PID and start time so that `down` ends
-//! exactly the processes it started even if PIDs were reused.
+//! exactly the processes it started even if PIDs were reused. Also the
+//! short commands the lab runs to completion ([`run`]: `ip`, `mount`).
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
