@@ -40,15 +40,8 @@ struct Flags {
     /// etcd endpoint of the cluster store (repeatable, or comma-separated).
     #[arg(long, value_name = "ENDPOINT", value_delimiter = ',', required = true)]
     etcd: Vec<String>,
-    /// Directory with one file per cilium-config key (a mounted ConfigMap).
-    #[arg(long, value_name = "DIR")]
-    config_dir: Option<PathBuf>,
-    /// A YAML map of cilium-config keys, overriding the directory.
-    #[arg(long, value_name = "FILE")]
-    config_file: Option<PathBuf>,
-    /// A cilium-config key, overriding the directory and the file (repeatable).
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    config: Vec<String>,
+    #[command(flatten)]
+    config: ciliumconfig::ConfigFlags,
     /// REST API socket.
     #[arg(long, default_value = "/var/run/cilium/cilium.sock")]
     socket_path: PathBuf,
@@ -67,13 +60,7 @@ struct Flags {
 }
 
 fn load_config(flags: &Flags) -> Result<config::AgentConfig, ciliumconfig::ConfigError> {
-    let keys = ciliumconfig::Sources {
-        dir: flags.config_dir.as_deref(),
-        file: flags.config_file.as_deref(),
-        overrides: &flags.config,
-    }
-    .load()?;
-    config::AgentConfig::from_map(&keys)
+    config::AgentConfig::from_map(&flags.config.load()?)
 }
 
 fn main() -> ExitCode {

@@ -116,43 +116,28 @@ impl AgentConfig {
     /// Validate a key set (see the module docs for the order of checks).
     pub fn from_map(given: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let keys = KeySet::new(given, Reader::Agent)?;
-        let get = |k: &str| keys.get(k);
+        let (config, enable_ipv4) = Self::parse(&keys)?;
+        if let Some(contradiction) = config.contradiction(enable_ipv4) {
+            return Err(ConfigError::Contradiction(contradiction));
+        }
+        // Everything else: the syntax of the keys the agent does not use,
+        // and the features not there yet.
+        keys.check_rest()?;
+        Ok(config)
+    }
 
-        // Syntax.
+    /// The syntax of every key the agent supports, in the table's order;
+    /// also `enable-ipv4`, which is only checked against the others.
+    fn parse(keys: &KeySet<'_>) -> Result<(Self, bool), ConfigError> {
+        let get = |k: &str| keys.get(k);
         let ipam = IpamMode::parse(get("ipam"))?;
         value::parse_cidrs("cluster-pool-ipv4-cidr", get("cluster-pool-ipv4-cidr"))?;
         value::parse_prefix_len(
             "cluster-pool-ipv4-mask-size",
             get("cluster-pool-ipv4-mask-size"),
         )?;
-        let routing_mode = match get("routing-mode") {
-            "native" => RoutingMode::Native,
-            "tunnel" => RoutingMode::Tunnel,
-            v => return Err(invalid("routing-mode", v, "expected native or tunnel")),
-        };
-        let protocol = match get("tunnel-protocol") {
-            "vxlan" | "" => TunnelProtocol::Vxlan,
-            "geneve" => TunnelProtocol::Geneve,
-            v => return Err(invalid("tunnel-protocol", v, "expected vxlan or geneve")),
-        };
-        let port = match get("tunnel-port") {
-            "" => 0,
-            p => p.parse::<u16>().map_err(|_| {
-                invalid(
-                    "tunnel-port",
-                    p,
-                    "expected a UDP port 1-65535, or 0 for the protocol's default",
-                )
-            })?,
-        };
-        let tunnel_settings = Tunnel {
-            protocol,
-            port: if port == 0 {
-                protocol.default_port()
-            } else {
-                port
-            },
-        };
+        let routing_mode = parse_routing_mode(get("routing-mode"))?;
+        let tunnel_settings = parse_tunnel(get("tunnel-protocol"), get("tunnel-port"))?;
         let ipv4_native_routing_cidr =
             value::parse_cidr("ipv4-native-routing-cidr", get("ipv4-native-routing-cidr"))?;
         let auto_direct_node_routes = keys.bool("auto-direct-node-routes")?;
@@ -168,56 +153,9 @@ impl AgentConfig {
         let prometheus_serve_addr =
             value::parse_listen_addr("prometheus-serve-addr", get("prometheus-serve-addr"))?;
         let cluster_name = value::parse_cluster_name("cluster-name", get("cluster-name"))?;
-        let cid = get("cluster-id");
-        let cluster_id = cid
-            .parse::<u16>()
-            .ok()
-            .filter(|id| *id <= 255)
-            .ok_or_else(|| invalid("cluster-id", cid, "expected 0-255"))?;
-        let mtu_s = get("mtu");
-        let mtu = mtu_s
-            .parse::<u32>()
-            .ok()
-            .filter(|m| *m == 0 || (576..=65535).contains(m))
-            .ok_or_else(|| invalid("mtu", mtu_s, "expected 0 (device MTU) or 576-65535"))?;
-
-        // Contradictions.
-        if auto_direct_node_routes && routing_mode == RoutingMode::Tunnel {
-            return Err(ConfigError::Contradiction(
-                "auto-direct-node-routes: true cannot be used with routing-mode: tunnel \
-                 (traffic to other nodes' pods goes through the tunnel device); set \
-                 auto-direct-node-routes: false or use routing-mode: native"
-                    .into(),
-            ));
-        }
-        if routing_mode == RoutingMode::Native && ipv4_native_routing_cidr.is_none() {
-            return Err(ConfigError::Contradiction(
-                "routing-mode: native requires ipv4-native-routing-cidr (the CIDR routed \
-                 natively between nodes, e.g. the pod CIDR 172.20.0.0/16)"
-                    .into(),
-            ));
-        }
-        if !enable_ipv4 {
-            return Err(ConfigError::Contradiction(
-                "enable-ipv4: false leaves no address family (IPv6 is not supported yet)".into(),
-            ));
-        }
-        if cluster_id != 0 && cluster_name == "default" {
-            return Err(ConfigError::Contradiction(format!(
-                "cluster-id: {cluster_id} requires a cluster-name other than `default`"
-            )));
-        }
-        if k8s_require_ipv4_pod_cidr && ipam != IpamMode::Kubernetes {
-            return Err(ConfigError::Contradiction(
-                "k8s-require-ipv4-pod-cidr: true requires ipam: kubernetes".into(),
-            ));
-        }
-
-        // Everything else: the syntax of the keys the agent does not use,
-        // and the features not there yet.
-        keys.check_rest()?;
-
-        Ok(Self {
+        let cluster_id = parse_cluster_id(get("cluster-id"))?;
+        let mtu = parse_mtu(get("mtu"))?;
+        let config = Self {
             ipam,
             routing_mode,
             tunnel_settings,
@@ -233,23 +171,107 @@ impl AgentConfig {
             debug,
             enable_ipv4_masquerade,
             effective: keys.effective(),
-        })
+        };
+        Ok((config, enable_ipv4))
     }
+
+    /// The first pair of keys that contradict each other, explained.
+    fn contradiction(&self, enable_ipv4: bool) -> Option<String> {
+        if self.auto_direct_node_routes && self.routing_mode == RoutingMode::Tunnel {
+            return Some(
+                "auto-direct-node-routes: true cannot be used with routing-mode: tunnel \
+                 (traffic to other nodes' pods goes through the tunnel device); set \
+                 auto-direct-node-routes: false or use routing-mode: native"
+                    .into(),
+            );
+        }
+        if self.routing_mode == RoutingMode::Native && self.ipv4_native_routing_cidr.is_none() {
+            return Some(
+                "routing-mode: native requires ipv4-native-routing-cidr (the CIDR routed \
+                 natively between nodes, e.g. the pod CIDR 172.20.0.0/16)"
+                    .into(),
+            );
+        }
+        if !enable_ipv4 {
+            return Some(
+                "enable-ipv4: false leaves no address family (IPv6 is not supported yet)".into(),
+            );
+        }
+        if self.cluster_id != 0 && self.cluster_name == "default" {
+            return Some(format!(
+                "cluster-id: {} requires a cluster-name other than `default`",
+                self.cluster_id
+            ));
+        }
+        if self.k8s_require_ipv4_pod_cidr && self.ipam != IpamMode::Kubernetes {
+            return Some("k8s-require-ipv4-pod-cidr: true requires ipam: kubernetes".into());
+        }
+        None
+    }
+}
+
+/// `routing-mode`.
+fn parse_routing_mode(value: &str) -> Result<RoutingMode, ConfigError> {
+    match value {
+        "native" => Ok(RoutingMode::Native),
+        "tunnel" => Ok(RoutingMode::Tunnel),
+        v => Err(invalid("routing-mode", v, "expected native or tunnel")),
+    }
+}
+
+/// `tunnel-protocol` (empty: VXLAN) and `tunnel-port` (empty or 0: the
+/// protocol's default port).
+fn parse_tunnel(protocol: &str, port: &str) -> Result<Tunnel, ConfigError> {
+    let protocol = match protocol {
+        "vxlan" | "" => TunnelProtocol::Vxlan,
+        "geneve" => TunnelProtocol::Geneve,
+        v => return Err(invalid("tunnel-protocol", v, "expected vxlan or geneve")),
+    };
+    let port = match port {
+        "" => 0,
+        p => p.parse::<u16>().map_err(|_| {
+            invalid(
+                "tunnel-port",
+                p,
+                "expected a UDP port 1-65535, or 0 for the protocol's default",
+            )
+        })?,
+    };
+    Ok(Tunnel {
+        protocol,
+        port: if port == 0 {
+            protocol.default_port()
+        } else {
+            port
+        },
+    })
+}
+
+/// `cluster-id`: 0-255.
+fn parse_cluster_id(value: &str) -> Result<u16, ConfigError> {
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|id| *id <= 255)
+        .ok_or_else(|| invalid("cluster-id", value, "expected 0-255"))
+}
+
+/// `mtu`: 0 (the device's MTU) or 576-65535.
+fn parse_mtu(value: &str) -> Result<u32, ConfigError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|m| *m == 0 || (576..=65535).contains(m))
+        .ok_or_else(|| invalid("mtu", value, "expected 0 (device MTU) or 576-65535"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::key_set;
 
     fn lab(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-        let mut m = map(&[
+        let mut m = key_set(&[
             ("ipam", "cluster-pool"),
             ("cluster-pool-ipv4-cidr", "172.20.0.0/16"),
             ("cluster-pool-ipv4-mask-size", "24"),
@@ -257,7 +279,7 @@ mod tests {
             ("ipv4-native-routing-cidr", "172.20.0.0/16"),
             ("auto-direct-node-routes", "true"),
         ]);
-        m.extend(map(extra));
+        m.extend(key_set(extra));
         m
     }
 
@@ -421,7 +443,7 @@ mod tests {
             ("auto-direct-node-routes", "false"),
         ]);
         m.remove("ipv4-native-routing-cidr");
-        m.extend(map(extra));
+        m.extend(key_set(extra));
         AgentConfig::from_map(&m).unwrap()
     }
 
@@ -503,7 +525,7 @@ mod tests {
             ("default", 0, 0)
         );
         // `cilium-dbg config` prints exactly the keys the agent supports.
-        let expected = map(&[
+        let expected = key_set(&[
             ("auto-direct-node-routes", "false"),
             ("cluster-id", "0"),
             ("cluster-name", "default"),

@@ -216,13 +216,7 @@ impl<'a> KeySet<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::key_set;
 
     #[test]
     fn types_check_syntax_and_accept_empty() {
@@ -276,12 +270,12 @@ mod tests {
 
     #[test]
     fn key_sets_by_reader() {
-        let g = given(&[("zz-unknown", "1"), ("aa-unknown", "1")]);
+        let g = key_set(&[("zz-unknown", "1"), ("aa-unknown", "1")]);
         assert_eq!(
             KeySet::new(&g, Reader::Agent).err().unwrap().to_string(),
             "unknown configuration key `aa-unknown`"
         );
-        let g = given(&[("debug", "true"), ("enable-hubble", "true")]);
+        let g = key_set(&[("debug", "true"), ("enable-hubble", "true")]);
         let agent = KeySet::new(&g, Reader::Agent).unwrap();
         assert_eq!((agent.get("debug"), agent.get("mtu")), ("true", "0"));
         assert_eq!(
@@ -294,7 +288,7 @@ mod tests {
             .unwrap()
             .check_rest()
             .unwrap();
-        let g = given(&[("debug", "maybe")]);
+        let g = key_set(&[("debug", "maybe")]);
         assert_eq!(
             KeySet::new(&g, Reader::Operator)
                 .unwrap()

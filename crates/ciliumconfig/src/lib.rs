@@ -8,6 +8,7 @@
 //! - Reading ([`Sources`]): a directory with one file per key (a mounted
 //!   ConfigMap), a YAML map file, `--config KEY=VALUE` overrides; later
 //!   sources win, and keys and values are trimmed the same way in all.
+//!   [`ConfigFlags`] declares the three flags once for the binaries.
 //! - Validation into the typed configs of the two readers,
 //!   [`AgentConfig`] and [`OperatorConfig`] (sharing [`IpamMode`]), with
 //!   one error type, [`ConfigError`]; and [`validate`], which checks a
@@ -29,7 +30,7 @@ pub use agent::{AgentConfig, RoutingMode, Tunnel, TunnelProtocol};
 pub use error::ConfigError;
 pub use key::{Class, Key, Reader, Type, keys, lookup};
 pub use operator::OperatorConfig;
-pub use sources::{Sources, parse_overrides, read_dir, read_yaml};
+pub use sources::{ConfigFlags, Sources, parse_overrides, read_dir, read_yaml};
 pub use value::{IpamMode, positive_duration};
 
 /// Check a cluster's key set as its agents and its operator will when they
@@ -40,23 +41,35 @@ pub fn validate(keys: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// What the unit tests of every module share.
+#[cfg(test)]
+mod testing {
+    use std::collections::BTreeMap;
+
+    /// A key set from `(key, value)` pairs.
+    pub(crate) fn key_set(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::key_set;
 
     #[test]
     fn validate_checks_both_readers() {
-        let lab: BTreeMap<String, String> = [
+        let lab = key_set(&[
             ("ipam", "cluster-pool"),
             ("cluster-pool-ipv4-cidr", "172.20.0.0/16"),
             ("routing-mode", "native"),
             ("ipv4-native-routing-cidr", "172.20.0.0/16"),
             ("auto-direct-node-routes", "true"),
             ("identity-gc-interval", "1s"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         validate(&lab).unwrap();
         let with = |k: &str, v: &str| {
             let mut m = lab.clone();

@@ -65,16 +65,10 @@ impl OperatorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keys(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
+    use crate::testing::key_set;
 
     fn err(pairs: &[(&str, &str)]) -> String {
-        OperatorConfig::from_keys(&keys(pairs))
+        OperatorConfig::from_keys(&key_set(pairs))
             .unwrap_err()
             .to_string()
     }
@@ -91,7 +85,7 @@ mod tests {
 
     #[test]
     fn lists_modes_and_the_agents_keys() {
-        let c = OperatorConfig::from_keys(&keys(&[
+        let c = OperatorConfig::from_keys(&key_set(&[
             ("ipam", "kubernetes"),
             (
                 "cluster-pool-ipv4-cidr",

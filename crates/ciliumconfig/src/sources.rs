@@ -2,9 +2,11 @@
 //! directory with one file per key (a mounted ConfigMap), a YAML map
 //! file, and `--config KEY=VALUE` overrides. One trimming rule for all of
 //! them: keys and values lose their surrounding whitespace.
+//! [`ConfigFlags`] are the flags that name the three, for every binary
+//! that reads a key set.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::ConfigError;
 
@@ -32,6 +34,33 @@ impl Sources<'_> {
         }
         keys.extend(parse_overrides(self.overrides)?);
         Ok(keys)
+    }
+}
+
+/// The flags naming a process's [`Sources`] (`cilium-agent` and
+/// `cilium-operator` flatten them into their own).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigFlags {
+    /// Directory with one file per cilium-config key (a mounted ConfigMap).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// A YAML map of cilium-config keys, overriding the directory.
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// A cilium-config key, overriding the directory and the file (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl ConfigFlags {
+    /// Read the key set these flags name ([`Sources::load`]).
+    pub fn load(&self) -> Result<BTreeMap<String, String>, ConfigError> {
+        Sources {
+            dir: self.config_dir.as_deref(),
+            file: self.config_file.as_deref(),
+            overrides: &self.overrides,
+        }
+        .load()
     }
 }
 
@@ -103,13 +132,7 @@ pub fn parse_overrides(items: &[String]) -> Result<BTreeMap<String, String>, Con
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::key_set;
 
     /// A directory laid out like a kubelet-mounted ConfigMap: the data in
     /// a timestamped directory, `..data` pointing at it, one symlink per key.
@@ -134,7 +157,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("subdir")).unwrap();
         assert_eq!(
             read_dir(dir.path()).unwrap(),
-            map(&[("debug", "true"), ("ipam", "kubernetes")])
+            key_set(&[("debug", "true"), ("ipam", "kubernetes")])
         );
         let missing = dir.path().join("missing");
         assert!(
@@ -157,7 +180,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             read_yaml(&file).unwrap(),
-            map(&[
+            key_set(&[
                 ("bpf-map-dynamic-size-ratio", "0.0025"),
                 ("debug", "true"),
                 ("enable-hubble", "false"),
@@ -199,7 +222,7 @@ mod tests {
                 "x="
             ])
             .unwrap(),
-            map(&[
+            key_set(&[
                 ("a", "b=c"),
                 ("debug", "true"),
                 ("ipam", "kubernetes"),
@@ -239,8 +262,34 @@ mod tests {
         .unwrap();
         assert_eq!(
             keys,
-            map(&[("debug", "false"), ("ipam", "kubernetes"), ("mtu", "1400")])
+            key_set(&[("debug", "false"), ("ipam", "kubernetes"), ("mtu", "1400")])
         );
         assert_eq!(Sources::default().load().unwrap(), BTreeMap::new());
+    }
+
+    #[test]
+    fn flags_name_the_sources() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ConfigFlags,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "debug: true\nmtu: 9000\n").unwrap();
+        let cli = Cli::parse_from([
+            "cli".as_ref(),
+            "--config-file".as_ref(),
+            file.as_os_str(),
+            "--config".as_ref(),
+            "mtu=1400".as_ref(),
+        ]);
+        assert_eq!(
+            cli.config.load().unwrap(),
+            key_set(&[("debug", "true"), ("mtu", "1400")])
+        );
+        let cli = Cli::parse_from(["cli"]);
+        assert_eq!(cli.config.load().unwrap(), BTreeMap::new());
     }
 }

@@ -6,11 +6,27 @@ use crate::key::Class::{FeatureGated, Inert, Supported};
 use crate::key::Type::{
     Address, Bool, Choice, Cidr, Cidrs, Duration, Float, Int, Name, Path, Text,
 };
-use crate::key::{Key, Reader, Type};
+use crate::key::{Class, Key, Reader, Type};
 
 const AGENT: &[Reader] = &[Reader::Agent];
 const OPERATOR: &[Reader] = &[Reader::Operator];
 const BOTH: &[Reader] = &[Reader::Agent, Reader::Operator];
+
+const fn key(
+    name: &'static str,
+    ty: Type,
+    default: &'static str,
+    class: Class,
+    readers: &'static [Reader],
+) -> Key {
+    Key {
+        name,
+        ty,
+        default,
+        class,
+        readers,
+    }
+}
 
 const fn supported(
     name: &'static str,
@@ -18,13 +34,7 @@ const fn supported(
     default: &'static str,
     readers: &'static [Reader],
 ) -> Key {
-    Key {
-        name,
-        ty,
-        default,
-        class: Supported,
-        readers,
-    }
+    key(name, ty, default, Supported, readers)
 }
 
 const fn gated(
@@ -34,13 +44,7 @@ const fn gated(
     off: &'static [&'static str],
     readers: &'static [Reader],
 ) -> Key {
-    Key {
-        name,
-        ty,
-        default,
-        class: FeatureGated { off },
-        readers,
-    }
+    key(name, ty, default, FeatureGated { off }, readers)
 }
 
 const fn inert(
@@ -49,13 +53,7 @@ const fn inert(
     default: &'static str,
     readers: &'static [Reader],
 ) -> Key {
-    Key {
-        name,
-        ty,
-        default,
-        class: Inert,
-        readers,
-    }
+    key(name, ty, default, Inert, readers)
 }
 
 const NO: &[&str] = &["false"];
@@ -231,7 +229,6 @@ pub(crate) const KEYS: &[Key] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Class;
 
     #[test]
     fn every_key_is_listed_once() {

@@ -134,60 +134,113 @@ pub fn plan_deployment<'a>(
     deploy: &Deployment,
     owned: &[&'a Pod],
     now: &Time,
-    mut suffix: impl FnMut() -> String,
+    suffix: impl FnMut() -> String,
 ) -> DeploymentPlan<'a> {
     let desired = desired_replicas(deploy);
     let hash = template_hash(deploy);
-    let is_current = |p: &Pod| {
-        p.metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(POD_TEMPLATE_HASH))
-            == Some(&hash)
-    };
     let active: Vec<&Pod> = owned.iter().copied().filter(|p| pod_is_active(p)).collect();
-    let (mut current, mut old): (Vec<&Pod>, Vec<&Pod>) = active.iter().partition(|p| is_current(p));
-    current.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
-    old.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
-
-    let mut plan = DeploymentPlan::default();
-    // Finished pods (Succeeded/Failed) are replaced and cleaned up.
-    plan.delete.extend(
-        owned
+    let (current, old) = by_template(&active, &hash);
+    let mut plan = DeploymentPlan {
+        create: new_pods(
+            deploy,
+            &hash,
+            owned,
+            desired.saturating_sub(current.len()),
+            suffix,
+        ),
+        // Finished pods (Succeeded/Failed) are replaced and cleaned up.
+        delete: owned
             .iter()
             .copied()
-            .filter(|p| pod_is_finished(p) && !pod_is_terminating(p)),
-    );
+            .filter(|p| pod_is_finished(p) && !pod_is_terminating(p))
+            .collect(),
+        status: None,
+    };
+    plan.delete.extend(pods_to_retire(current, old, desired));
+    let status = deployment_status(deploy, &active, &hash, desired, now);
+    if deploy.status.as_ref() != Some(&status) {
+        plan.status = Some(status);
+    }
+    plan
+}
 
+/// Whether a pod belongs to the template with this hash.
+fn is_current(pod: &Pod, hash: &str) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(POD_TEMPLATE_HASH))
+        .is_some_and(|h| h == hash)
+}
+
+/// Active pods of the current template and of older ones, each in
+/// [`deletion_rank`] order.
+fn by_template<'a>(active: &[&'a Pod], hash: &str) -> (Vec<&'a Pod>, Vec<&'a Pod>) {
+    let (mut current, mut old): (Vec<&Pod>, Vec<&Pod>) =
+        active.iter().partition(|p| is_current(p, hash));
+    current.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
+    old.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
+    (current, old)
+}
+
+/// `count` new pods of the current template, with names that clash with
+/// no owned pod's (a clash, however unlikely, draws another suffix).
+fn new_pods(
+    deploy: &Deployment,
+    hash: &str,
+    owned: &[&Pod],
+    count: usize,
+    mut suffix: impl FnMut() -> String,
+) -> Vec<Pod> {
     let mut taken: HashSet<String> = owned
         .iter()
         .filter_map(|p| p.metadata.name.clone())
         .collect();
-    for _ in current.len()..desired {
-        // Regenerate on the (unlikely) clash with an existing name.
-        let pod = loop {
-            let pod = new_pod(deploy, &hash, &suffix());
-            if taken.insert(pod.metadata.name.clone().unwrap_or_default()) {
-                break pod;
+    (0..count)
+        .map(|_| {
+            loop {
+                let pod = new_pod(deploy, hash, &suffix());
+                if taken.insert(pod.metadata.name.clone().unwrap_or_default()) {
+                    break pod;
+                }
             }
-        };
-        plan.create.push(pod);
-    }
-    if current.len() > desired {
-        plan.delete.extend(current.drain(..current.len() - desired));
-    }
-    // Old-template pods: keep only as many (ready ones preferred) as still
-    // cover for new pods that are not Ready yet.
+        })
+        .collect()
+}
+
+/// The active pods to delete: current-template pods beyond `desired`,
+/// and old-template pods except as many (ready ones preferred) as still
+/// cover for current ones that are not Ready yet. Both lists come in
+/// [`deletion_rank`] order.
+fn pods_to_retire<'a>(
+    mut current: Vec<&'a Pod>,
+    mut old: Vec<&'a Pod>,
+    desired: usize,
+) -> Vec<&'a Pod> {
+    let mut retire: Vec<&Pod> = current
+        .drain(..current.len().saturating_sub(desired))
+        .collect();
     let current_ready = current.iter().filter(|p| pod_is_ready(p)).count();
     let keep_old = desired.saturating_sub(current_ready).min(old.len());
-    plan.delete.extend(old.drain(..old.len() - keep_old));
+    retire.extend(old.drain(..old.len() - keep_old));
+    retire
+}
 
+/// The Deployment's status for its active pods, keeping the fields and
+/// condition timestamps it does not change.
+fn deployment_status(
+    deploy: &Deployment,
+    active: &[&Pod],
+    hash: &str,
+    desired: usize,
+    now: &Time,
+) -> DeploymentStatus {
     let ready = active.iter().filter(|p| pod_is_ready(p)).count();
-    let updated = active.iter().filter(|p| is_current(p)).count();
+    let updated = active.iter().filter(|p| is_current(p, hash)).count();
     let old_status = deploy.status.as_ref();
     let available = ready >= desired;
     let complete = updated == desired && active.len() == desired && ready == desired;
-    let status = DeploymentStatus {
+    DeploymentStatus {
         observed_generation: deploy.metadata.generation,
         replicas: count(active.len()),
         updated_replicas: count(updated),
@@ -231,11 +284,7 @@ pub fn plan_deployment<'a>(
             ),
         ]),
         ..old_status.cloned().unwrap_or_default()
-    };
-    if old_status != Some(&status) {
-        plan.status = Some(status);
     }
-    plan
 }
 
 /// Pods controlled by a Deployment uid that no longer exists.

@@ -153,6 +153,65 @@ impl Allocator {
         }
         None
     }
+
+    /// Claim the cluster IP and the nodePorts a Service asks for; why any
+    /// was refused.
+    fn claim_requested(&mut self, svc: &Service) -> Option<String> {
+        let spec = svc.spec.as_ref()?;
+        if service_type(spec) == "ExternalName" {
+            return None;
+        }
+        let mut errs = Vec::new();
+        if let Some(ip) = requested_ip(spec).filter(|ip| *ip != "None")
+            && let Err(e) = self.claim_ip(ip)
+        {
+            errs.push(e);
+        }
+        if wants_node_ports(spec) {
+            for (i, p) in spec.ports.iter().flatten().enumerate() {
+                if let Some(np) = p.node_port.filter(|np| *np != 0)
+                    && let Err(e) = self.claim_port(i, np)
+                {
+                    errs.push(e);
+                }
+            }
+        }
+        (!errs.is_empty()).then(|| errs.join("; "))
+    }
+
+    /// Give `spec` its cluster IP (the requested one, else the lowest free
+    /// address) and a nodePort to each port that needs one and has none;
+    /// the last allocation that found nothing free.
+    fn allocate(&mut self, spec: &mut ServiceSpec) -> Option<String> {
+        let mut error = None;
+        let ip = match requested_ip(spec) {
+            Some(ip) => Some(ip.to_string()),
+            None => self.allocate_ip().map(|ip| ip.to_string()),
+        };
+        match ip {
+            Some(ip) => {
+                spec.cluster_ip = Some(ip.clone());
+                spec.cluster_ips = Some(vec![ip]);
+            }
+            None => {
+                error = Some(format!(
+                    "no free IP left in the service CIDR {}",
+                    self.ranges.cidr
+                ))
+            }
+        }
+        if wants_node_ports(spec) {
+            for port in spec.ports.iter_mut().flatten() {
+                if port.node_port.is_none_or(|np| np == 0) {
+                    match self.allocate_port() {
+                        Some(np) => port.node_port = Some(np),
+                        None => error = Some("no free nodePort left in 30000-32767".into()),
+                    }
+                }
+            }
+        }
+        error
+    }
 }
 
 /// Fill in the API server's defaults (type, protocols, targetPorts,
@@ -185,96 +244,55 @@ pub fn plan_services(services: &[&Service], ranges: ServiceRanges) -> Vec<Servic
     let mut ordered: Vec<&Service> = services.to_vec();
     ordered.sort_by(|a, b| creation_order(&a.metadata).cmp(&creation_order(&b.metadata)));
     let mut alloc = Allocator::new(ranges);
-    let default_spec = ServiceSpec::default();
-    let spec_of = |s: &Service| s.spec.clone().unwrap_or_default();
-
     // 1. Claims of explicit IPs and nodePorts, oldest Service first.
-    let mut errors: Vec<Option<String>> = ordered
+    let errors: Vec<Option<String>> = ordered
         .iter()
-        .map(|svc| {
-            let spec = svc.spec.as_ref().unwrap_or(&default_spec);
-            if service_type(spec) == "ExternalName" {
-                return None;
-            }
-            let mut errs = Vec::new();
-            if let Some(ip) = requested_ip(spec).filter(|ip| *ip != "None")
-                && let Err(e) = alloc.claim_ip(ip)
-            {
-                errs.push(e);
-            }
-            if wants_node_ports(spec) {
-                for (i, p) in spec.ports.iter().flatten().enumerate() {
-                    if let Some(np) = p.node_port.filter(|np| *np != 0)
-                        && let Err(e) = alloc.claim_port(i, np)
-                    {
-                        errs.push(e);
-                    }
-                }
-            }
-            (!errs.is_empty()).then(|| errs.join("; "))
-        })
+        .map(|svc| alloc.claim_requested(svc))
         .collect();
-
     // 2. Allocations for the rest; 3. the Service as it should be.
-    let mut updates = Vec::new();
-    for (svc, error) in ordered.iter().zip(errors.iter_mut()) {
-        let mut desired = (*svc).clone();
-        let mut spec = spec_of(svc);
-        if error.is_none() && service_type(&spec) != "ExternalName" {
-            apply_defaults(&mut spec);
-            let ip = match requested_ip(&spec) {
-                Some(ip) => Some(ip.to_string()),
-                None => alloc.allocate_ip().map(|ip| ip.to_string()),
-            };
-            match ip {
-                Some(ip) => {
-                    spec.cluster_ip = Some(ip.clone());
-                    spec.cluster_ips = Some(vec![ip]);
-                }
-                None => {
-                    *error = Some(format!(
-                        "no free IP left in the service CIDR {}",
-                        ranges.cidr
-                    ))
-                }
-            }
-            if wants_node_ports(&spec) {
-                for port in spec.ports.iter_mut().flatten() {
-                    if port.node_port.is_none_or(|np| np == 0) {
-                        match alloc.allocate_port() {
-                            Some(np) => port.node_port = Some(np),
-                            None => *error = Some("no free nodePort left in 30000-32767".into()),
-                        }
-                    }
-                }
-            }
-        } else if error.is_none() {
-            apply_defaults(&mut spec);
-        }
-        match error {
-            // Leave a refused Service's spec as its author wrote it.
-            Some(e) => {
-                desired
-                    .metadata
-                    .annotations
-                    .get_or_insert_default()
-                    .insert(ALLOCATION_ERROR_ANNOTATION.into(), e.clone());
-            }
-            None => {
-                desired.spec = Some(spec);
-                if let Some(a) = desired.metadata.annotations.as_mut() {
-                    a.remove(ALLOCATION_ERROR_ANNOTATION);
-                }
-            }
-        }
-        if desired != **svc {
-            updates.push(ServiceUpdate {
-                service: desired,
-                error: error.clone(),
-            });
+    ordered
+        .iter()
+        .zip(errors)
+        .filter_map(|(svc, error)| desired_service(svc, error, &mut alloc))
+        .collect()
+}
+
+/// The update of one Service, if it changes: defaults and allocations
+/// applied and the error annotation cleared, or, when a request was
+/// refused (`error`, from the claims or from allocating), the spec left
+/// as its author wrote it and the reason annotated.
+fn desired_service(
+    svc: &Service,
+    mut error: Option<String>,
+    alloc: &mut Allocator,
+) -> Option<ServiceUpdate> {
+    let mut spec = svc.spec.clone().unwrap_or_default();
+    if error.is_none() {
+        apply_defaults(&mut spec);
+        if service_type(&spec) != "ExternalName" {
+            error = alloc.allocate(&mut spec);
         }
     }
-    updates
+    let mut desired = svc.clone();
+    match &error {
+        Some(e) => {
+            desired
+                .metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(ALLOCATION_ERROR_ANNOTATION.into(), e.clone());
+        }
+        None => {
+            desired.spec = Some(spec);
+            if let Some(a) = desired.metadata.annotations.as_mut() {
+                a.remove(ALLOCATION_ERROR_ANNOTATION);
+            }
+        }
+    }
+    (desired != *svc).then_some(ServiceUpdate {
+        service: desired,
+        error,
+    })
 }
 
 /// Controller loop: watches Services, allocates and defaults them.

@@ -33,8 +33,8 @@ use crate::sandbox::{
     render_hosts, render_resolv_conf,
 };
 use crate::status::{
-    ContainerRun, ContainerView, ExitView, PodView, SandboxPhase, merge_pod_status, now,
-    render_pod_status,
+    ContainerRun, ContainerView, ExitView, PodView, SandboxPhase, exit_reason, merge_pod_status,
+    now, render_pod_status,
 };
 
 /// Cached CNI attachment inside a pod directory.
@@ -127,7 +127,7 @@ pub fn container_spec(
                 .chain(c.args.iter().flatten())
                 .cloned()
                 .collect(),
-            _ => PAUSE_COMMAND.iter().map(|s| s.to_string()).collect(),
+            _ => pause_command(),
         };
         (argv, None)
     };
@@ -167,6 +167,11 @@ pub fn netns_name(lab: &str, uid: &str) -> String {
             .collect()
     };
     format!("{lab}-pod-{}", id.to_ascii_lowercase())
+}
+
+/// The sandbox's argv ([`PAUSE_COMMAND`]).
+fn pause_command() -> Vec<String> {
+    PAUSE_COMMAND.iter().map(|s| s.to_string()).collect()
 }
 
 fn random_id() -> String {
@@ -308,6 +313,22 @@ enum SetupError {
     Failed(String),
 }
 
+/// When to try creating a sandbox again.
+enum Retry {
+    /// Not at all: it is there.
+    Never,
+    /// When the CNI configuration directory changes.
+    WhenCniChanges,
+    /// At this time (backoff).
+    At(Instant),
+}
+
+impl From<crate::Error> for SetupError {
+    fn from(e: crate::Error) -> Self {
+        SetupError::Failed(e.to_string())
+    }
+}
+
 /// The lifecycle of one pod.
 pub(super) struct PodWorker {
     ctx: Arc<Ctx>,
@@ -349,10 +370,7 @@ impl PodWorker {
                 image: s.image.clone(),
                 container_id: None,
                 restart_count: 0,
-                state: ContainerRun::Waiting {
-                    reason: "ContainerCreating".into(),
-                    message: None,
-                },
+                state: ContainerRun::creating(),
                 last_exit: None,
             })
             .collect();
@@ -438,28 +456,10 @@ impl PodWorker {
                 cni_changed = false;
                 waiting_for_cni = false;
                 retry_at = None;
-                match self.create_sandbox().await {
-                    Ok(()) => {
-                        retry.reset();
-                        next_check = Instant::now() + CHECK_INTERVAL;
-                    }
-                    Err(SetupError::NetworkNotReady(message)) => {
-                        tracing::info!(%message, "waiting for network configuration");
-                        self.phase = SandboxPhase::Failed {
-                            reason: "NetworkNotReady".into(),
-                            message,
-                        };
-                        waiting_for_cni = true;
-                    }
-                    Err(SetupError::Failed(message)) => {
-                        let delay = retry.next_delay();
-                        tracing::warn!(%message, ?delay, "sandbox creation failed");
-                        self.phase = SandboxPhase::Failed {
-                            reason: "FailedCreatePodSandBox".into(),
-                            message,
-                        };
-                        retry_at = Some(Instant::now() + delay);
-                    }
+                match self.try_create_sandbox(&mut retry).await {
+                    Retry::Never => next_check = Instant::now() + CHECK_INTERVAL,
+                    Retry::WhenCniChanges => waiting_for_cni = true,
+                    Retry::At(t) => retry_at = Some(t),
                 }
                 status_dirty = true;
             }
@@ -498,6 +498,34 @@ impl PodWorker {
                     status_dirty = true;
                 }
                 () = sleep_until(status_retry), if status_dirty => {}
+            }
+        }
+    }
+
+    /// Create the sandbox, or record in the phase why that failed; says
+    /// when to try again.
+    async fn try_create_sandbox(&mut self, retry: &mut Backoff) -> Retry {
+        match self.create_sandbox().await {
+            Ok(()) => {
+                retry.reset();
+                Retry::Never
+            }
+            Err(SetupError::NetworkNotReady(message)) => {
+                tracing::info!(%message, "waiting for network configuration");
+                self.phase = SandboxPhase::Failed {
+                    reason: "NetworkNotReady".into(),
+                    message,
+                };
+                Retry::WhenCniChanges
+            }
+            Err(SetupError::Failed(message)) => {
+                let delay = retry.next_delay();
+                tracing::warn!(%message, ?delay, "sandbox creation failed");
+                self.phase = SandboxPhase::Failed {
+                    reason: "FailedCreatePodSandBox".into(),
+                    message,
+                };
+                Retry::At(Instant::now() + delay)
             }
         }
     }
@@ -545,12 +573,7 @@ impl PodWorker {
                 });
                 view.restart_count += 1;
                 view.state = ContainerRun::Waiting {
-                    reason: if exit.exit_code() == 0 {
-                        "Completed"
-                    } else {
-                        "Error"
-                    }
-                    .into(),
+                    reason: exit_reason(exit.exit_code()).into(),
                     message: None,
                 };
                 if let Some(rec) = rec {
@@ -637,7 +660,7 @@ impl PodWorker {
         let attachment = CachedAttachment::load(&self.dir.join(CNI_FILE))
             .ok()
             .flatten();
-        let pause: Vec<String> = PAUSE_COMMAND.iter().map(|s| s.to_string()).collect();
+        let pause = pause_command();
         let live = record
             .as_ref()
             .map(|r| r.process)
@@ -705,146 +728,178 @@ impl PodWorker {
     /// Create the sandbox: netns, CNI ADD (+ CHECK), files, sandbox process,
     /// then start the containers.
     async fn create_sandbox(&mut self) -> Result<(), SetupError> {
-        let failed = |e: crate::Error| SetupError::Failed(e.to_string());
         std::fs::create_dir_all(&self.dir).map_err(|e| SetupError::Failed(e.to_string()))?;
         let container_id = random_id();
-        let host_network = self.host_network();
-        let netns_name = self.netns_name();
-        let (netns, pod_ips, attachment) = if host_network {
+        let (netns, pod_ips, attachment) = if self.host_network() {
             (None, vec![self.ctx.node_ip], None)
         } else {
-            let (config_path, config) = NetworkConfigList::load_dir(&self.ctx.cfg.cni_conf_dir)
-                .map_err(|e| match e {
-                    ClientError::NoConfig(_) => SetupError::NetworkNotReady(e.to_string()),
-                    other => SetupError::Failed(format!("network plugin not ready: {other}")),
-                })?;
-            let netns = netns::add(&netns_name).await.map_err(failed)?;
-            let mut runtime = RuntimeConf::for_pod(
-                &container_id,
-                &netns,
-                &self.namespace,
-                &self.name,
-                &self.uid,
-            );
-            runtime.port_mappings = self.port_mappings();
-            let mut att = CachedAttachment {
-                config_path,
-                config,
-                runtime,
-                result: None,
-            };
-            let cni_file = self.dir.join(CNI_FILE);
-            att.save(&cni_file).map_err(failed)?;
-            let started = Instant::now();
-            let result = match self.ctx.cni.add(&att.config, &att.runtime).await {
-                Ok(r) => r,
-                Err(e) => {
-                    // Undo a partial ADD as containerd does, then retry later.
-                    let _ = self.ctx.cni.del(&att.config, &att.runtime, None).await;
-                    netns::del(&netns_name).await;
-                    let _ = std::fs::remove_file(&cni_file);
-                    return Err(SetupError::Failed(format!(
-                        "failed to setup network for sandbox \"{container_id}\": {e}"
-                    )));
-                }
-            };
-            let ips = AddResult::deserialize(&result)
-                .map(|r| r.addresses_on(&att.runtime.ifname))
-                .unwrap_or_default();
-            att.result = Some(result);
-            att.save(&cni_file).map_err(failed)?;
-            tracing::info!(ips = ?ips, elapsed = ?started.elapsed(), network = %att.config.name, "CNI ADD done");
-            if ips.is_empty() {
-                destroy_sandbox(&self.ctx, None, Some(&att), &netns_name, Duration::ZERO).await;
-                let _ = std::fs::remove_file(&cni_file);
-                return Err(SetupError::Failed(format!(
-                    "failed to setup network for sandbox \"{container_id}\": CNI result has no address on {}",
-                    att.runtime.ifname
-                )));
-            }
+            let (netns, ips, att) = self.attach_network(&container_id).await?;
             (Some(netns), ips, Some(att))
         };
         if let Some(att) = &attachment {
             self.network_check = check_attachment(&self.ctx, att).await;
         }
         self.attachment = attachment;
-
-        // Files and the sandbox process.
-        let spec = self.pod.spec.clone().unwrap_or_default();
-        let dns_policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
-        let cluster_dns = match dns_policy {
-            "ClusterFirstWithHostNet" => true,
-            "ClusterFirst" => !host_network,
-            _ => false,
-        };
-        let resolv = self.dir.join("resolv.conf");
-        let hosts = self.dir.join("hosts");
-        let hostname = spec.hostname.clone().unwrap_or_else(|| self.name.clone());
-        let hostname: String = hostname.chars().take(63).collect();
-        let mut args = SandboxArgs {
-            netns: netns.clone(),
-            cgroup: Some(self.ctx.cfg.cgroup.clone()),
-            command: PAUSE_COMMAND.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        if !host_network {
-            let dns: IpAddr = CLUSTER_DNS.parse().expect("constant address");
-            let write = |p: &Path, s: String| {
-                std::fs::write(p, s).map_err(|e| SetupError::Failed(e.to_string()))
-            };
-            if cluster_dns {
-                write(
-                    &resolv,
-                    render_resolv_conf(&self.namespace, CLUSTER_DOMAIN, dns),
-                )?;
-                args.resolv_conf = Some(resolv);
-            }
-            write(&hosts, render_hosts(&pod_ips[..1], &hostname))?;
-            args.hosts = Some(hosts);
-            args.hostname = Some(hostname);
-        }
-        let spawned = async {
-            let mut p = spawn_helper(
-                &self.ctx.cfg.self_exe,
-                &args,
-                &self.dir.join("sandbox.log"),
-                &[],
-            )?;
-            if let Err(e) = wait_exec(&mut p, &args.command, Duration::from_secs(10)).await {
-                stop(&[p.id()], Duration::ZERO).await;
-                let log = std::fs::read_to_string(self.dir.join("sandbox.log")).unwrap_or_default();
-                let tail = log.lines().last().unwrap_or("").to_string();
-                return Err(crate::Error::Failed(format!("{e}: {tail}")));
-            }
-            Ok(p)
-        }
-        .await;
-        let proc = match spawned {
+        let args = self.sandbox_args(netns.clone(), &pod_ips)?;
+        let proc = match self.start_sandbox_process(&args).await {
             Ok(p) => p,
             Err(e) => {
+                let attachment = self.attachment.take();
                 destroy_sandbox(
                     &self.ctx,
                     None,
-                    self.attachment.as_ref(),
-                    &netns_name,
+                    attachment.as_ref(),
+                    &self.netns_name(),
                     Duration::ZERO,
                 )
                 .await;
                 let _ = std::fs::remove_file(self.dir.join(CNI_FILE));
-                self.attachment = None;
                 return Err(SetupError::Failed(format!("failed to start sandbox: {e}")));
             }
         };
-        let id = proc.id();
-        let record = SandboxRecord {
+        let record = self.sandbox_record(container_id, netns, pod_ips, proc.id());
+        record.save(&self.ctx.cfg.state_dir)?;
+        self.record = Some(record);
+        self.sandbox_proc = Some(proc);
+        self.phase = SandboxPhase::Ready;
+        let n = self.specs.len();
+        self.start_containers(vec![None; n]);
+        Ok(())
+    }
+
+    /// A new network namespace and CNI ADD into it, the attachment cached
+    /// in the pod directory (for CHECK, and DEL after a restart); returns
+    /// the namespace, the pod's addresses and the attachment. An ADD that
+    /// fails or gives no address is undone.
+    async fn attach_network(
+        &self,
+        container_id: &str,
+    ) -> Result<(PathBuf, Vec<IpAddr>, CachedAttachment), SetupError> {
+        let (config_path, config) = NetworkConfigList::load_dir(&self.ctx.cfg.cni_conf_dir)
+            .map_err(|e| match e {
+                ClientError::NoConfig(_) => SetupError::NetworkNotReady(e.to_string()),
+                other => SetupError::Failed(format!("network plugin not ready: {other}")),
+            })?;
+        let netns_name = self.netns_name();
+        let netns = netns::add(&netns_name).await?;
+        let mut runtime =
+            RuntimeConf::for_pod(container_id, &netns, &self.namespace, &self.name, &self.uid);
+        runtime.port_mappings = self.port_mappings();
+        let mut att = CachedAttachment {
+            config_path,
+            config,
+            runtime,
+            result: None,
+        };
+        let cni_file = self.dir.join(CNI_FILE);
+        att.save(&cni_file)?;
+        let started = Instant::now();
+        let result = match self.ctx.cni.add(&att.config, &att.runtime).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Undo a partial ADD as containerd does, then retry later.
+                let _ = self.ctx.cni.del(&att.config, &att.runtime, None).await;
+                netns::del(&netns_name).await;
+                let _ = std::fs::remove_file(&cni_file);
+                return Err(SetupError::Failed(format!(
+                    "failed to setup network for sandbox \"{container_id}\": {e}"
+                )));
+            }
+        };
+        let ips = AddResult::deserialize(&result)
+            .map(|r| r.addresses_on(&att.runtime.ifname))
+            .unwrap_or_default();
+        att.result = Some(result);
+        att.save(&cni_file)?;
+        tracing::info!(ips = ?ips, elapsed = ?started.elapsed(), network = %att.config.name, "CNI ADD done");
+        if ips.is_empty() {
+            destroy_sandbox(&self.ctx, None, Some(&att), &netns_name, Duration::ZERO).await;
+            let _ = std::fs::remove_file(&cni_file);
+            return Err(SetupError::Failed(format!(
+                "failed to setup network for sandbox \"{container_id}\": CNI result has no address on {}",
+                att.runtime.ifname
+            )));
+        }
+        Ok((netns, ips, att))
+    }
+
+    /// The sandbox helper's arguments: the pause process in `netns` (the
+    /// node's without one) and the node's cgroup; off the host network
+    /// also the pod's hostname, `hosts` and, when its DNS policy asks for
+    /// the cluster's DNS, `resolv.conf` (both written here).
+    fn sandbox_args(
+        &self,
+        netns: Option<PathBuf>,
+        pod_ips: &[IpAddr],
+    ) -> Result<SandboxArgs, SetupError> {
+        let mut args = SandboxArgs {
+            netns,
+            cgroup: Some(self.ctx.cfg.cgroup.clone()),
+            command: pause_command(),
+            ..Default::default()
+        };
+        if self.host_network() {
+            return Ok(args);
+        }
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let cluster_dns = matches!(
+            spec.dns_policy.as_deref().unwrap_or("ClusterFirst"),
+            "ClusterFirst" | "ClusterFirstWithHostNet"
+        );
+        let write = |p: &Path, s: String| {
+            std::fs::write(p, s).map_err(|e| SetupError::Failed(e.to_string()))
+        };
+        if cluster_dns {
+            let dns: IpAddr = CLUSTER_DNS.parse().expect("constant address");
+            let resolv = self.dir.join("resolv.conf");
+            write(
+                &resolv,
+                render_resolv_conf(&self.namespace, CLUSTER_DOMAIN, dns),
+            )?;
+            args.resolv_conf = Some(resolv);
+        }
+        let hostname = spec.hostname.unwrap_or_else(|| self.name.clone());
+        let hostname: String = hostname.chars().take(63).collect();
+        let hosts = self.dir.join("hosts");
+        write(&hosts, render_hosts(&pod_ips[..1], &hostname))?;
+        args.hosts = Some(hosts);
+        args.hostname = Some(hostname);
+        Ok(args)
+    }
+
+    /// Spawn the sandbox helper and wait until it runs the pause command
+    /// (its namespaces are then in place); on failure it is stopped and
+    /// the error carries the last line of its log.
+    async fn start_sandbox_process(&self, args: &SandboxArgs) -> Result<Proc, crate::Error> {
+        let log = self.dir.join("sandbox.log");
+        let mut p = spawn_helper(&self.ctx.cfg.self_exe, args, &log, &[])?;
+        if let Err(e) = wait_exec(&mut p, &args.command, Duration::from_secs(10)).await {
+            stop(&[p.id()], Duration::ZERO).await;
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail = log.lines().last().unwrap_or("").to_string();
+            return Err(crate::Error::Failed(format!("{e}: {tail}")));
+        }
+        Ok(p)
+    }
+
+    /// The record of a new sandbox: its network, its pause process and
+    /// every container, none started yet (restart counts carried over).
+    fn sandbox_record(
+        &self,
+        container_id: String,
+        netns: Option<PathBuf>,
+        pod_ips: Vec<IpAddr>,
+        process: ProcessId,
+    ) -> SandboxRecord {
+        SandboxRecord {
             namespace: self.namespace.clone(),
             name: self.name.clone(),
             uid: self.uid.clone(),
             container_id,
-            netns_name: netns.as_ref().map(|_| netns_name.clone()),
+            netns_name: netns.as_ref().map(|_| self.netns_name()),
             netns,
-            pid: id.pid,
-            process: id,
+            pid: process.pid,
+            process,
             pod_ip: pod_ips.first().copied(),
             pod_ips,
             containers: self
@@ -861,14 +916,7 @@ impl PodWorker {
                     started_at: None,
                 })
                 .collect(),
-        };
-        record.save(&self.ctx.cfg.state_dir).map_err(failed)?;
-        self.record = Some(record);
-        self.sandbox_proc = Some(proc);
-        self.phase = SandboxPhase::Ready;
-        let n = self.specs.len();
-        self.start_containers(vec![None; n]);
-        Ok(())
+        }
     }
 
     fn port_mappings(&self) -> Vec<PortMapping> {
@@ -907,10 +955,7 @@ impl PodWorker {
         self.sandbox_proc = None;
         self.phase = SandboxPhase::Creating;
         for v in &mut self.views {
-            v.state = ContainerRun::Waiting {
-                reason: "ContainerCreating".into(),
-                message: None,
-            };
+            v.state = ContainerRun::creating();
         }
     }
 

@@ -116,6 +116,31 @@ pub struct PodView<'a> {
     pub now: Time,
 }
 
+/// The condition types the pod status renders (and so owns).
+const POD_CONDITIONS: [&str; 6] = [
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+    NETWORK_CHECK_CONDITION,
+];
+
+impl ContainerRun {
+    /// Waiting for its sandbox (`ContainerCreating`).
+    pub fn creating() -> Self {
+        ContainerRun::Waiting {
+            reason: "ContainerCreating".into(),
+            message: None,
+        }
+    }
+}
+
+/// The reason Kubernetes gives a container that exited with `exit_code`.
+pub fn exit_reason(exit_code: i32) -> &'static str {
+    if exit_code == 0 { "Completed" } else { "Error" }
+}
+
 fn cond(
     type_: &str,
     ok: bool,
@@ -136,19 +161,57 @@ fn cond(
 /// The status a pod should have (timestamps of the view; merge with
 /// [`merge_pod_status`] to keep earlier ones).
 pub fn render_pod_status(v: &PodView<'_>) -> PodStatus {
-    let now = &v.now;
     let sandbox_ready = *v.sandbox == SandboxPhase::Ready;
     let any_running = v
         .containers
         .iter()
         .any(|c| matches!(c.state, ContainerRun::Running { .. }) || c.last_exit.is_some());
+    let pod_ips: Vec<String> = if sandbox_ready {
+        v.pod_ips.iter().map(|ip| ip.to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    PodStatus {
+        phase: Some(
+            if sandbox_ready && any_running {
+                "Running"
+            } else {
+                "Pending"
+            }
+            .into(),
+        ),
+        conditions: Some(pod_conditions(v)),
+        host_ip: Some(v.host_ip.to_string()),
+        host_ips: Some(vec![HostIP {
+            ip: v.host_ip.to_string(),
+        }]),
+        pod_ip: pod_ips.first().cloned(),
+        pod_ips: (!pod_ips.is_empty())
+            .then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+        start_time: Some(v.now.clone()),
+        container_statuses: Some(
+            v.containers
+                .iter()
+                .map(|c| container_status(c, sandbox_ready))
+                .collect(),
+        ),
+        qos_class: Some("BestEffort".into()),
+        ..Default::default()
+    }
+}
+
+/// The pod's conditions, in [`POD_CONDITIONS`] order: the sandbox's,
+/// readiness of every container, and a failed CNI CHECK if there is one.
+fn pod_conditions(v: &PodView<'_>) -> Vec<PodCondition> {
+    let now = &v.now;
     let not_ready: Vec<&str> = v
         .containers
         .iter()
         .filter(|c| !matches!(c.state, ContainerRun::Running { ready: true, .. }))
         .map(|c| c.name.as_str())
         .collect();
-    let all_ready = sandbox_ready && not_ready.is_empty() && !v.containers.is_empty();
+    let all_ready =
+        *v.sandbox == SandboxPhase::Ready && not_ready.is_empty() && !v.containers.is_empty();
     let (ready_reason, ready_msg) = if all_ready {
         (None, None)
     } else {
@@ -187,93 +250,58 @@ pub fn render_pod_status(v: &PodView<'_>) -> PodStatus {
             now,
         ));
     }
-    let container_statuses = v
-        .containers
-        .iter()
-        .map(|c| {
-            let id = c.container_id.as_ref().map(|id| format!("lab://{id}"));
-            let (state, ready, started) = match &c.state {
-                ContainerRun::Waiting { reason, message } => (
-                    ContainerState {
-                        waiting: Some(ContainerStateWaiting {
-                            reason: Some(reason.clone()),
-                            message: message.clone(),
-                        }),
-                        ..Default::default()
-                    },
-                    false,
-                    false,
-                ),
-                ContainerRun::Running { started_at, ready } => (
-                    ContainerState {
-                        running: Some(ContainerStateRunning {
-                            started_at: Some(started_at.clone()),
-                        }),
-                        ..Default::default()
-                    },
-                    *ready && sandbox_ready,
-                    true,
-                ),
-            };
-            let last_state = c.last_exit.as_ref().map(|e| ContainerState {
-                terminated: Some(ContainerStateTerminated {
-                    container_id: id.clone(),
-                    exit_code: e.exit_code,
-                    signal: e.signal,
-                    reason: Some(
-                        if e.exit_code == 0 {
-                            "Completed"
-                        } else {
-                            "Error"
-                        }
-                        .into(),
-                    ),
-                    started_at: e.started_at.clone(),
-                    finished_at: Some(e.finished_at.clone()),
-                    message: None,
+    conditions
+}
+
+/// One container's status: its current state, its last termination, and
+/// whether it is ready (never before its sandbox is).
+fn container_status(c: &ContainerView, sandbox_ready: bool) -> ContainerStatus {
+    let id = c.container_id.as_ref().map(|id| format!("lab://{id}"));
+    let (state, ready, started) = match &c.state {
+        ContainerRun::Waiting { reason, message } => (
+            ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.clone()),
+                    message: message.clone(),
                 }),
                 ..Default::default()
-            });
-            ContainerStatus {
-                name: c.name.clone(),
-                image: c.image.clone(),
-                image_id: String::new(),
-                container_id: id.filter(|_| started),
-                ready,
-                started: Some(started),
-                restart_count: c.restart_count,
-                state: Some(state),
-                last_state,
-                ..Default::default()
-            }
-        })
-        .collect();
-    let ips = |ips: &[IpAddr]| ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>();
-    let pod_ips = if sandbox_ready {
-        ips(v.pod_ips)
-    } else {
-        Vec::new()
-    };
-    PodStatus {
-        phase: Some(
-            if sandbox_ready && any_running {
-                "Running"
-            } else {
-                "Pending"
-            }
-            .into(),
+            },
+            false,
+            false,
         ),
-        conditions: Some(conditions),
-        host_ip: Some(v.host_ip.to_string()),
-        host_ips: Some(vec![HostIP {
-            ip: v.host_ip.to_string(),
-        }]),
-        pod_ip: pod_ips.first().cloned(),
-        pod_ips: (!pod_ips.is_empty())
-            .then(|| pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
-        start_time: Some(now.clone()),
-        container_statuses: Some(container_statuses),
-        qos_class: Some("BestEffort".into()),
+        ContainerRun::Running { started_at, ready } => (
+            ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: Some(started_at.clone()),
+                }),
+                ..Default::default()
+            },
+            *ready && sandbox_ready,
+            true,
+        ),
+    };
+    let last_state = c.last_exit.as_ref().map(|e| ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            container_id: id.clone(),
+            exit_code: e.exit_code,
+            signal: e.signal,
+            reason: Some(exit_reason(e.exit_code).into()),
+            started_at: e.started_at.clone(),
+            finished_at: Some(e.finished_at.clone()),
+            message: None,
+        }),
+        ..Default::default()
+    });
+    ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        image_id: String::new(),
+        container_id: id.filter(|_| started),
+        ready,
+        started: Some(started),
+        restart_count: c.restart_count,
+        state: Some(state),
+        last_state,
         ..Default::default()
     }
 }
@@ -287,17 +315,6 @@ pub fn merge_pod_status(current: &mut Option<PodStatus>, mut desired: PodStatus)
         desired.start_time = old.start_time.clone();
     }
     let old_conds = old.conditions.clone().unwrap_or_default();
-    let ours = |t: &str| {
-        [
-            "PodReadyToStartContainers",
-            "Initialized",
-            "Ready",
-            "ContainersReady",
-            "PodScheduled",
-            NETWORK_CHECK_CONDITION,
-        ]
-        .contains(&t)
-    };
     let mut conds = desired.conditions.take().unwrap_or_default();
     for c in &mut conds {
         if let Some(o) = old_conds.iter().find(|o| o.type_ == c.type_)
@@ -306,7 +323,12 @@ pub fn merge_pod_status(current: &mut Option<PodStatus>, mut desired: PodStatus)
             c.last_transition_time = o.last_transition_time.clone();
         }
     }
-    conds.extend(old_conds.iter().filter(|o| !ours(&o.type_)).cloned());
+    conds.extend(
+        old_conds
+            .iter()
+            .filter(|o| !POD_CONDITIONS.contains(&o.type_.as_str()))
+            .cloned(),
+    );
     desired.conditions = Some(conds);
     desired.nominated_node_name = old.nominated_node_name.clone();
     if old == desired {

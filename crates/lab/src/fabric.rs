@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use crate::procs;
 use crate::topology::{Host, Topology};
 
 /// Namespace of a lab host.
@@ -46,19 +47,7 @@ pub fn lab_namespaces(lab: &str) -> Vec<String> {
 
 /// Run `ip` with arguments; the error carries ip's own message.
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run ip (iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    procs::run("ip", args)
 }
 
 /// Run a batch of `ip` commands inside one namespace.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use api::cilium::node::CiliumNode;
 use api::k8s_openapi::api::core::v1::{Node, Pod};
 use serde::{Deserialize, Serialize};
 use store::Store;
@@ -18,7 +19,7 @@ use store::Store;
 use crate::cilium::{self, AgentPaths, Cni};
 use crate::fabric;
 use crate::procs::{self, ProcRecord, Spawn};
-use crate::topology::{Host, Role, Topology, check_lab_name};
+use crate::topology::{ClusterSpec, Host, Role, Topology, Web, check_lab_name};
 
 /// Root of every lab's state directory.
 pub const STATE_ROOT: &str = "/run/cilium-lab";
@@ -124,6 +125,19 @@ impl LabState {
             .with_context(|| format!("corrupt state file {}", path.display()))
     }
 
+    /// The cluster named `name`, by default the first.
+    pub fn cluster(&self, name: Option<&str>) -> Result<&ClusterSpec> {
+        match name {
+            Some(name) => self
+                .topology
+                .clusters
+                .iter()
+                .find(|c| c.name == name)
+                .with_context(|| format!("lab {:?} has no cluster {name:?}", self.lab)),
+            None => Ok(&self.topology.clusters[0]),
+        }
+    }
+
     pub(crate) fn save(&self) -> Result<()> {
         let paths = LabPaths::new(&self.lab);
         let tmp = paths.root().join("lab.json.tmp");
@@ -135,15 +149,7 @@ impl LabState {
     /// Connect to a cluster's store from the host (through etcd's unix
     /// socket). `cluster` defaults to the first cluster.
     pub async fn connect(&self, cluster: Option<&str>) -> Result<Store> {
-        let name = match cluster {
-            Some(c) => {
-                if !self.topology.clusters.iter().any(|x| x.name == c) {
-                    bail!("lab {:?} has no cluster {c:?}", self.lab);
-                }
-                c
-            }
-            None => &self.topology.clusters[0].name,
-        };
+        let name = &self.cluster(cluster)?.name;
         let endpoint = LabPaths::new(&self.lab).etcd_unix_endpoint(name);
         Store::etcd(&[endpoint])
             .await
@@ -174,21 +180,23 @@ struct Progress {
 
 impl Progress {
     fn step<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let t = Instant::now();
-        eprint!("  {what} ...");
-        let r = f();
-        match &r {
-            Ok(_) => eprintln!(" done ({} ms)", t.elapsed().as_millis()),
-            Err(_) => eprintln!(" FAILED"),
-        }
-        r
+        let started = Self::begin(what);
+        Self::end(started, f())
     }
+
     async fn step_async<T>(&self, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
-        let t = Instant::now();
+        let started = Self::begin(what);
+        Self::end(started, f.await)
+    }
+
+    fn begin(what: &str) -> Instant {
         eprint!("  {what} ...");
-        let r = f.await;
+        Instant::now()
+    }
+
+    fn end<T>(started: Instant, r: Result<T>) -> Result<T> {
         match &r {
-            Ok(_) => eprintln!(" done ({} ms)", t.elapsed().as_millis()),
+            Ok(_) => eprintln!(" done ({} ms)", started.elapsed().as_millis()),
             Err(_) => eprintln!(" FAILED"),
         }
         r
@@ -205,26 +213,11 @@ fn ensure_mounts() -> Result<()> {
             .unwrap_or(false)
     };
     if !mounted(BPFFS, "bpf") {
-        run("mount", &["-t", "bpf", "bpf", BPFFS])?;
+        procs::run("mount", &["-t", "bpf", "bpf", BPFFS])?;
     }
     if !mounted(CGROUP_ROOT, "cgroup2") {
         std::fs::create_dir_all(CGROUP_ROOT)?;
-        run("mount", &["-t", "cgroup2", "none", CGROUP_ROOT])?;
-    }
-    Ok(())
-}
-
-fn run(cmd: &str, args: &[&str]) -> Result<()> {
-    let out = std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {cmd}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        procs::run("mount", &["-t", "cgroup2", "none", CGROUP_ROOT])?;
     }
     Ok(())
 }
@@ -310,6 +303,9 @@ pub async fn up(opts: UpOptions) -> Result<LabState> {
     Ok(state)
 }
 
+/// The stages of `up` once the state file exists: the fabric, etcd, the
+/// control plane and the kubelets, Cilium when it is the CNI, then the
+/// nodes Ready and, if asked for, the sample workloads.
 async fn bring_up(
     state: &mut LabState,
     paths: &LabPaths,
@@ -317,9 +313,8 @@ async fn bring_up(
     opts: &UpOptions,
 ) -> Result<()> {
     let topo = state.topology.clone();
-    let lab = state.lab.clone();
     progress.step("network namespaces, segments, addresses and routes", || {
-        fabric::build(&lab, &topo)
+        fabric::build(&state.lab, &topo)
     })?;
     progress.step("cgroups", || {
         for h in &topo.hosts {
@@ -329,227 +324,266 @@ async fn bring_up(
     })?;
     let exe = std::env::current_exe().context("cannot find cilium-lab's own path")?;
     let exe = exe.to_string_lossy().to_string();
-
+    let launch = Launch {
+        paths,
+        topo: &topo,
+        exe: &exe,
+    };
     progress.step("etcd and web servers", || {
-        for c in &topo.clusters {
-            let cp = topo.control_plane(&c.name);
-            let dir = paths.etcd_dir(&c.name);
-            std::fs::create_dir_all(&dir)?;
-            let ip = cp.primary_ip().expect("validated");
-            let argv: Vec<String> = vec![
-                "etcd".into(),
-                "--name".into(),
-                cp.name.clone(),
-                "--data-dir".into(),
-                dir.join("data").display().to_string(),
-                "--listen-client-urls".into(),
-                format!("http://{ip}:{ETCD_PORT},http://127.0.0.1:{ETCD_PORT},unix://etcd.sock:0"),
-                "--advertise-client-urls".into(),
-                format!("http://{ip}:{ETCD_PORT}"),
-                "--listen-peer-urls".into(),
-                "http://127.0.0.1:2380".into(),
-                "--initial-advertise-peer-urls".into(),
-                "http://127.0.0.1:2380".into(),
-                "--initial-cluster".into(),
-                format!("{}=http://127.0.0.1:2380", cp.name),
-                "--log-level".into(),
-                "warn".into(),
-            ];
-            start(state, paths, cp, "etcd", &dir, &argv)?;
-        }
-        for h in topo.hosts.iter() {
-            if let Some(web) = &h.web {
-                let argv = vec![
-                    exe.clone(),
-                    "internal".into(),
-                    "httpd".into(),
-                    "--port".into(),
-                    web.port.to_string(),
-                    "--body".into(),
-                    web.body.clone(),
-                ];
-                start(state, paths, h, "web", &paths.root(), &argv)?;
-            }
-        }
-        state.save()
+        launch.etcd_and_web_servers(state)
     })?;
-
-    let mut stores = Vec::new();
-    for c in &topo.clusters {
-        let store = progress
-            .step_async(&format!("waiting for etcd of cluster {}", c.name), async {
-                wait_store(state, &c.name, opts.timeout).await
-            })
-            .await?;
-        stores.push(store);
-    }
-
+    let stores = wait_stores(state, progress, opts.timeout).await?;
     progress
-        .step_async("registering nodes", async {
-            for (c, store) in topo.clusters.iter().zip(&stores) {
-                for h in topo.nodes().filter(|h| topo.cluster_of(h).name == c.name) {
-                    register_node(store, h).await?;
-                }
-            }
-            Ok(())
-        })
+        .step_async(
+            "registering nodes",
+            register_nodes::<Node>(&topo, &stores, node_object),
+        )
         .await?;
-
     progress.step("control plane and kubelets", || {
-        for c in &topo.clusters {
-            let cp = topo.control_plane(&c.name);
-            let argv = vec![
-                exe.clone(),
-                "internal".into(),
-                "control-plane".into(),
-                "--etcd".into(),
-                format!("http://127.0.0.1:{ETCD_PORT}"),
-                "--pod-cidr".into(),
-                c.pod_cidr.to_string(),
-                "--service-cidr".into(),
-                c.service_cidr.to_string(),
-                "--dns-ip".into(),
-                c.dns_ip.to_string(),
-            ];
-            start(state, paths, cp, "control-plane", &paths.root(), &argv)?;
-        }
-        for h in topo.nodes() {
-            let cp = topo.control_plane(&topo.cluster_of(h).name);
-            let node_dir = paths.node_dir(&h.name);
-            std::fs::create_dir_all(paths.cni_conf_dir(&h.name))?;
-            let argv = vec![
-                exe.clone(),
-                "internal".into(),
-                "kubelet".into(),
-                "--lab".into(),
-                lab.clone(),
-                "--node".into(),
-                h.name.clone(),
-                "--node-ip".into(),
-                h.primary_ip().expect("validated").to_string(),
-                "--etcd".into(),
-                etcd_network_endpoint(cp),
-                "--state-dir".into(),
-                node_dir.display().to_string(),
-                "--cgroup".into(),
-                paths.cgroup(&h.name).display().to_string(),
-                "--cni-conf-dir".into(),
-                paths.cni_conf_dir(&h.name).display().to_string(),
-            ];
-            let mut argv = argv;
-            match state.cni {
-                Cni::Bridge => argv.extend(["--cni-mode".into(), "bridge".into()]),
-                Cni::Cilium => {
-                    let bin_dir = cilium::sibling_binary("cilium-cni")?
-                        .parent()
-                        .expect("a file has a parent")
-                        .display()
-                        .to_string();
-                    argv.extend(["--cni-mode".into(), "external".into()]);
-                    argv.extend(["--cni-bin-dir".into(), bin_dir]);
-                }
-            }
-            argv.extend(["--cni-bin-dir".into(), "/usr/lib/cni".into()]);
-            start(state, paths, h, "kubelet", &node_dir, &argv)?;
-        }
-        state.save()
+        launch.control_planes_and_kubelets(state)
     })?;
     if state.cni == Cni::Cilium {
-        progress.step("cilium-operator", || {
-            for c in &topo.clusters {
-                let cfg = cilium::cluster_config(c, &state.config);
-                let cp = topo.control_plane(&c.name);
-                let argv = cilium::operator_argv(
-                    paths,
-                    &c.name,
-                    &format!("http://127.0.0.1:{ETCD_PORT}"),
-                    &cfg,
-                )?;
-                start(state, paths, cp, "cilium-operator", &paths.root(), &argv)?;
-            }
-            state.save()
-        })?;
-        // CiliumNodes in topology order, so the operator hands out pod
-        // CIDRs in that order (k8s-ctr 172.20.0.0/24, k8s-w1 .1, k8s-w0 .2)
-        // however the agents race; each agent then completes its own.
-        progress
-            .step_async("registering CiliumNodes", async {
-                for (c, store) in topo.clusters.iter().zip(&stores) {
-                    for h in topo.nodes().filter(|h| topo.cluster_of(h).name == c.name) {
-                        register_cilium_node(store, h).await?;
-                    }
-                }
-                Ok(())
-            })
-            .await?;
-        progress.step("cilium-agents", || {
-            for c in &topo.clusters {
-                let cfg = cilium::cluster_config(c, &state.config);
-                let cp = topo.control_plane(&c.name);
-                for h in topo.nodes().filter(|h| topo.cluster_of(h).name == c.name) {
-                    let argv = cilium::agent_argv(paths, h, &etcd_network_endpoint(cp), &cfg)?;
-                    start(
-                        state,
-                        paths,
-                        h,
-                        "cilium-agent",
-                        &paths.node_dir(&h.name),
-                        &argv,
-                    )?;
-                }
-            }
-            state.save()
-        })?;
-        progress
-            .step_async(
-                "waiting for the agents to be ready",
-                wait_agents_ready(state, opts.timeout),
-            )
-            .await?;
+        start_cilium(state, &launch, progress, &stores, opts.timeout).await?;
     }
-
-    for (c, store) in topo.clusters.iter().zip(&stores) {
-        let names: Vec<String> = topo
-            .nodes()
-            .filter(|h| topo.cluster_of(h).name == c.name)
-            .map(|h| h.name.clone())
-            .collect();
-        progress
-            .step_async(
-                &format!(
-                    "waiting for {} nodes of cluster {} to be Ready",
-                    names.len(),
-                    c.name
-                ),
-                wait_nodes_ready(store, &names, opts.timeout),
-            )
-            .await?;
-    }
+    wait_clusters_ready(&topo, &stores, progress, opts.timeout).await?;
     if opts.workloads {
         deploy_workloads(state, progress, opts.timeout).await?;
     }
     Ok(())
 }
 
-fn start(
+/// Cilium on every cluster: the operator, the CiliumNodes, an agent on
+/// every node; then wait until the agents are ready.
+async fn start_cilium(
     state: &mut LabState,
-    paths: &LabPaths,
-    host: &Host,
-    name: &str,
-    cwd: &Path,
-    argv: &[String],
+    launch: &Launch<'_>,
+    progress: &Progress,
+    stores: &[Store],
+    timeout: Duration,
 ) -> Result<()> {
-    let rec = procs::spawn(&Spawn {
-        name: name.to_string(),
-        host: host.name.clone(),
-        netns: fabric::netns_name(&state.lab, &host.name),
-        cgroup: paths.cgroup(&host.name),
-        cwd: cwd.to_path_buf(),
-        log: paths.logs().join(format!("{}-{name}.log", host.name)),
-        argv: argv.to_vec(),
-    })?;
-    state.processes.push(rec);
-    Ok(())
+    progress.step("cilium-operator", || launch.operators(state))?;
+    // CiliumNodes in topology order, so the operator hands out pod
+    // CIDRs in that order (k8s-ctr 172.20.0.0/24, k8s-w1 .1, k8s-w0 .2)
+    // however the agents race; each agent then completes its own.
+    progress
+        .step_async(
+            "registering CiliumNodes",
+            register_nodes::<CiliumNode>(launch.topo, stores, cilium_node_object),
+        )
+        .await?;
+    progress.step("cilium-agents", || launch.agents(state))?;
+    progress
+        .step_async(
+            "waiting for the agents to be ready",
+            wait_agents_ready(state, timeout),
+        )
+        .await
+}
+
+/// What the stages that start the lab's processes share: its paths, its
+/// topology and `cilium-lab`'s own path (most processes are its internal
+/// subcommands). Each stage records what it starts in the state, then
+/// saves it.
+struct Launch<'a> {
+    paths: &'a LabPaths,
+    topo: &'a Topology,
+    exe: &'a str,
+}
+
+impl Launch<'_> {
+    /// etcd on every cluster's control-plane node, and the hosts' web
+    /// servers.
+    fn etcd_and_web_servers(&self, state: &mut LabState) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cp = self.topo.control_plane(&c.name);
+            let dir = self.paths.etcd_dir(&c.name);
+            std::fs::create_dir_all(&dir)?;
+            self.start(state, cp, "etcd", &dir, &etcd_argv(cp, &dir))?;
+        }
+        for h in &self.topo.hosts {
+            if let Some(web) = &h.web {
+                let argv = web_argv(self.exe, web);
+                self.start(state, h, "web", &self.paths.root(), &argv)?;
+            }
+        }
+        state.save()
+    }
+
+    /// The control plane of every cluster, and a kubelet on every node.
+    fn control_planes_and_kubelets(&self, state: &mut LabState) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cp = self.topo.control_plane(&c.name);
+            let argv = control_plane_argv(self.exe, c);
+            self.start(state, cp, "control-plane", &self.paths.root(), &argv)?;
+        }
+        for h in self.topo.nodes() {
+            std::fs::create_dir_all(self.paths.cni_conf_dir(&h.name))?;
+            let argv = self.kubelet_argv(state, h)?;
+            self.start(state, h, "kubelet", &self.paths.node_dir(&h.name), &argv)?;
+        }
+        state.save()
+    }
+
+    /// `cilium-operator` on every cluster's control-plane node.
+    fn operators(&self, state: &mut LabState) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cfg = cilium::cluster_config(c, &state.config);
+            let etcd = format!("http://127.0.0.1:{ETCD_PORT}");
+            let argv = cilium::operator_argv(self.paths, &c.name, &etcd, &cfg)?;
+            let cp = self.topo.control_plane(&c.name);
+            self.start(state, cp, "cilium-operator", &self.paths.root(), &argv)?;
+        }
+        state.save()
+    }
+
+    /// `cilium-agent` on every node.
+    fn agents(&self, state: &mut LabState) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cfg = cilium::cluster_config(c, &state.config);
+            let etcd = etcd_network_endpoint(self.topo.control_plane(&c.name));
+            for h in self.topo.cluster_nodes(&c.name) {
+                let argv = cilium::agent_argv(self.paths, h, &etcd, &cfg)?;
+                self.start(
+                    state,
+                    h,
+                    "cilium-agent",
+                    &self.paths.node_dir(&h.name),
+                    &argv,
+                )?;
+            }
+        }
+        state.save()
+    }
+
+    /// A node's kubelet (`cilium-lab internal kubelet`).
+    fn kubelet_argv(&self, state: &LabState, h: &Host) -> Result<Vec<String>> {
+        let (paths, cp) = (
+            self.paths,
+            self.topo.control_plane(&self.topo.cluster_of(h).name),
+        );
+        let mut argv = vec![
+            self.exe.into(),
+            "internal".into(),
+            "kubelet".into(),
+            "--lab".into(),
+            state.lab.clone(),
+            "--node".into(),
+            h.name.clone(),
+            "--node-ip".into(),
+            h.primary_ip().expect("validated").to_string(),
+            "--etcd".into(),
+            etcd_network_endpoint(cp),
+            "--state-dir".into(),
+            paths.node_dir(&h.name).display().to_string(),
+            "--cgroup".into(),
+            paths.cgroup(&h.name).display().to_string(),
+            "--cni-conf-dir".into(),
+            paths.cni_conf_dir(&h.name).display().to_string(),
+        ];
+        argv.extend(kubelet_cni_args(state.cni)?);
+        argv.extend(["--cni-bin-dir".into(), "/usr/lib/cni".into()]);
+        Ok(argv)
+    }
+
+    /// Start `name` on `host` (its namespace and cgroup, logging to the
+    /// lab's log directory) and record it.
+    fn start(
+        &self,
+        state: &mut LabState,
+        host: &Host,
+        name: &str,
+        cwd: &Path,
+        argv: &[String],
+    ) -> Result<()> {
+        let rec = procs::spawn(&Spawn {
+            name: name.to_string(),
+            host: host.name.clone(),
+            netns: fabric::netns_name(&state.lab, &host.name),
+            cgroup: self.paths.cgroup(&host.name),
+            cwd: cwd.to_path_buf(),
+            log: self.paths.logs().join(format!("{}-{name}.log", host.name)),
+            argv: argv.to_vec(),
+        })?;
+        state.processes.push(rec);
+        Ok(())
+    }
+}
+
+/// etcd of a cluster, on its control-plane node.
+fn etcd_argv(cp: &Host, dir: &Path) -> Vec<String> {
+    let ip = cp.primary_ip().expect("validated");
+    vec![
+        "etcd".into(),
+        "--name".into(),
+        cp.name.clone(),
+        "--data-dir".into(),
+        dir.join("data").display().to_string(),
+        "--listen-client-urls".into(),
+        format!("http://{ip}:{ETCD_PORT},http://127.0.0.1:{ETCD_PORT},unix://etcd.sock:0"),
+        "--advertise-client-urls".into(),
+        format!("http://{ip}:{ETCD_PORT}"),
+        "--listen-peer-urls".into(),
+        "http://127.0.0.1:2380".into(),
+        "--initial-advertise-peer-urls".into(),
+        "http://127.0.0.1:2380".into(),
+        "--initial-cluster".into(),
+        format!("{}=http://127.0.0.1:2380", cp.name),
+        "--log-level".into(),
+        "warn".into(),
+    ]
+}
+
+/// A host's fixed-body web server (`cilium-lab internal httpd`).
+fn web_argv(exe: &str, web: &Web) -> Vec<String> {
+    vec![
+        exe.into(),
+        "internal".into(),
+        "httpd".into(),
+        "--port".into(),
+        web.port.to_string(),
+        "--body".into(),
+        web.body.clone(),
+    ]
+}
+
+/// A cluster's control plane (`cilium-lab internal control-plane`), next
+/// to its etcd.
+fn control_plane_argv(exe: &str, c: &ClusterSpec) -> Vec<String> {
+    vec![
+        exe.into(),
+        "internal".into(),
+        "control-plane".into(),
+        "--etcd".into(),
+        format!("http://127.0.0.1:{ETCD_PORT}"),
+        "--pod-cidr".into(),
+        c.pod_cidr.to_string(),
+        "--service-cidr".into(),
+        c.service_cidr.to_string(),
+        "--dns-ip".into(),
+        c.dns_ip.to_string(),
+    ]
+}
+
+/// How the kubelet gets its CNI: it writes the bridge configuration
+/// itself, or our agent writes it and `cilium-cni` is found beside
+/// `cilium-lab` (before Debian's plugins).
+fn kubelet_cni_args(cni: Cni) -> Result<Vec<String>> {
+    Ok(match cni {
+        Cni::Bridge => vec!["--cni-mode".into(), "bridge".into()],
+        Cni::Cilium => {
+            let bin_dir = cilium::sibling_binary("cilium-cni")?
+                .parent()
+                .expect("a file has a parent")
+                .display()
+                .to_string();
+            vec![
+                "--cni-mode".into(),
+                "external".into(),
+                "--cni-bin-dir".into(),
+                bin_dir,
+            ]
+        }
+    })
 }
 
 /// `restart HOST/PROCESS`: stop the process if it still runs, start it
@@ -636,6 +670,25 @@ async fn wait_agents_ready(state: &LabState, timeout: Duration) -> Result<()> {
     }
 }
 
+/// The store of every cluster, once its etcd answers.
+async fn wait_stores(
+    state: &LabState,
+    progress: &Progress,
+    timeout: Duration,
+) -> Result<Vec<Store>> {
+    let mut stores = Vec::new();
+    for c in &state.topology.clusters {
+        let store = progress
+            .step_async(
+                &format!("waiting for etcd of cluster {}", c.name),
+                wait_store(state, &c.name, timeout),
+            )
+            .await?;
+        stores.push(store);
+    }
+    Ok(stores)
+}
+
 async fn wait_store(state: &LabState, cluster: &str, timeout: Duration) -> Result<Store> {
     wait_for("etcd", timeout, || async {
         let store = state.connect(Some(cluster)).await?;
@@ -645,7 +698,23 @@ async fn wait_store(state: &LabState, cluster: &str, timeout: Duration) -> Resul
     .await
 }
 
-async fn register_node(store: &Store, h: &Host) -> Result<()> {
+/// Create `object(node)` of type `T`, unless it exists, for every node
+/// in its cluster's store, cluster by cluster in topology order.
+async fn register_nodes<T: api::Object>(
+    topo: &Topology,
+    stores: &[Store],
+    object: fn(&Host) -> serde_json::Value,
+) -> Result<()> {
+    for (c, store) in topo.clusters.iter().zip(stores) {
+        for h in topo.cluster_nodes(&c.name) {
+            create_if_absent::<T>(store, object(h)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A node's Node: well-known labels, its InternalIP and hostname.
+fn node_object(h: &Host) -> serde_json::Value {
     let mut labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), h.name.clone()),
         ("kubernetes.io/os".to_string(), "linux".to_string()),
@@ -658,33 +727,26 @@ async fn register_node(store: &Store, h: &Host) -> Result<()> {
         );
     }
     let ip: Ipv4Addr = h.primary_ip().expect("validated");
-    create_if_absent::<Node>(
-        store,
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": h.name, "labels": labels},
-            "status": {"addresses": [
-                {"type": "InternalIP", "address": ip.to_string()},
-                {"type": "Hostname", "address": h.name},
-            ]},
-        }),
-    )
-    .await
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": h.name, "labels": labels},
+        "status": {"addresses": [
+            {"type": "InternalIP", "address": ip.to_string()},
+            {"type": "Hostname", "address": h.name},
+        ]},
+    })
 }
 
-async fn register_cilium_node(store: &Store, h: &Host) -> Result<()> {
+/// A node's CiliumNode, with its InternalIP.
+fn cilium_node_object(h: &Host) -> serde_json::Value {
     let ip: Ipv4Addr = h.primary_ip().expect("validated");
-    create_if_absent::<api::cilium::node::CiliumNode>(
-        store,
-        serde_json::json!({
-            "apiVersion": "cilium.io/v2",
-            "kind": "CiliumNode",
-            "metadata": {"name": h.name},
-            "spec": {"addresses": [{"type": "InternalIP", "ip": ip.to_string()}]},
-        }),
-    )
-    .await
+    serde_json::json!({
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNode",
+        "metadata": {"name": h.name},
+        "spec": {"addresses": [{"type": "InternalIP", "ip": ip.to_string()}]},
+    })
 }
 
 /// Create an object unless one with its name exists.
@@ -699,6 +761,32 @@ async fn create_if_absent<T: api::Object>(store: &Store, value: serde_json::Valu
 fn node_ready(n: &Node) -> bool {
     let has_cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some();
     has_cidr && api::conditions::node_is_ready(n)
+}
+
+/// Wait, cluster by cluster, until every node is Ready.
+async fn wait_clusters_ready(
+    topo: &Topology,
+    stores: &[Store],
+    progress: &Progress,
+    timeout: Duration,
+) -> Result<()> {
+    for (c, store) in topo.clusters.iter().zip(stores) {
+        let names: Vec<String> = topo
+            .cluster_nodes(&c.name)
+            .map(|h| h.name.clone())
+            .collect();
+        progress
+            .step_async(
+                &format!(
+                    "waiting for {} nodes of cluster {} to be Ready",
+                    names.len(),
+                    c.name
+                ),
+                wait_nodes_ready(store, &names, timeout),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 async fn wait_nodes_ready(store: &Store, names: &[String], timeout: Duration) -> Result<()> {

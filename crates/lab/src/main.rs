@@ -23,6 +23,7 @@ use clap::{Args, Parser, Subcommand};
 use cli::Selector;
 use cli::get::Output;
 use lab::LabState;
+use store::Store;
 
 /// A local lab of network namespaces reproducing the seeds' cluster.
 #[derive(Parser)]
@@ -46,23 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build the lab and start its processes (idempotent).
-    Up {
-        /// `seed` (default), `clustermesh` or a topology YAML file.
-        #[arg(long, default_value = "seed")]
-        topology: String,
-        /// A `cilium-config` key for the lab's agents, KEY=VALUE (repeatable).
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        config: Vec<String>,
-        /// Also deploy the seeds' sample workloads (webpod ×3 + Service, curl-pod).
-        #[arg(long)]
-        workloads: bool,
-        /// The nodes' CNI: our agents (`cilium`) or Debian's reference plugins (`bridge`).
-        #[arg(long, value_enum, default_value = "cilium")]
-        cni: cilium::Cni,
-        /// How long to wait for each readiness step.
-        #[arg(long, default_value = "120s", value_parser = toolkit::parse_duration)]
-        timeout: Duration,
-    },
+    Up(UpArgs),
     /// Remove everything the lab created.
     Down,
     /// Restart a lab process (`HOST/PROCESS`, e.g. `k8s-ctr/cilium-agent`).
@@ -85,42 +70,11 @@ enum Command {
         files: Vec<String>,
     },
     /// Show objects.
-    Get {
-        /// KIND [NAME...] or KIND/NAME.
-        #[arg(required = true)]
-        args: Vec<String>,
-        #[command(flatten)]
-        scope: Scope,
-        /// Output format.
-        #[arg(short, long)]
-        output: Option<Output>,
-    },
+    Get(GetArgs),
     /// Delete objects (pods gracefully, through their kubelet).
-    Delete {
-        /// KIND NAME... or KIND/NAME.
-        args: Vec<String>,
-        /// Delete the objects of a manifest file.
-        #[arg(short = 'f', long = "filename")]
-        file: Option<String>,
-        #[command(flatten)]
-        scope: Scope,
-        /// Delete pods at once, without waiting for their kubelet.
-        #[arg(long)]
-        force: bool,
-        /// Wait until the objects are gone.
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        wait: bool,
-    },
+    Delete(DeleteArgs),
     /// Set a Deployment's replicas.
-    Scale {
-        /// deployment NAME or deployment/NAME.
-        args: Vec<String>,
-        /// Desired replicas.
-        #[arg(long)]
-        replicas: i32,
-        #[command(flatten)]
-        scope: Scope,
-    },
+    Scale(ScaleArgs),
     /// Add, change (`--overwrite`) or remove (`key-`) labels.
     Label(MetaArgs),
     /// Add, change (`--overwrite`) or remove (`key-`) annotations.
@@ -145,53 +99,128 @@ enum Command {
     },
     /// Run a command in a pod (its namespaces) or a node (`node/NAME` or a
     /// host name: its network namespace and cgroup).
-    Exec {
-        /// POD, node/NODE or a host name.
-        target: String,
-        /// Namespace of the pod.
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Accepted for kubectl compatibility (stdin is always attached).
-        #[arg(short = 'i', long = "stdin")]
-        _stdin: bool,
-        /// Accepted for kubectl compatibility.
-        #[arg(short = 't', long = "tty")]
-        _tty: bool,
-        /// The command and its arguments (after `--`).
-        #[arg(last = true, required = true)]
-        command: Vec<String>,
-    },
+    Exec(ExecArgs),
     /// Print a pod's log, or a lab process's (`HOST/PROCESS`, e.g. `k8s-ctr/kubelet`).
-    Logs {
-        /// POD or HOST/PROCESS.
-        target: String,
-        /// Namespace of the pod.
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Container.
-        #[arg(short, long)]
-        container: Option<String>,
-    },
+    Logs(LogsArgs),
     /// Wait for objects to meet a condition (`--for condition=Ready`, `--for delete`).
-    Wait {
-        /// KIND [NAME...] or KIND/NAME.
-        #[arg(required = true)]
-        args: Vec<String>,
-        /// condition=NAME or delete.
-        #[arg(long = "for")]
-        condition: String,
-        #[command(flatten)]
-        scope: Scope,
-        /// Wait for every object of the kind (or of the selector).
-        #[arg(long)]
-        all: bool,
-        /// Give up after this long.
-        #[arg(long, default_value = "60s", value_parser = toolkit::parse_duration)]
-        timeout: Duration,
-    },
+    Wait(WaitArgs),
     /// Internal entry points of the lab's own processes.
     #[command(hide = true, subcommand)]
     Internal(Internal),
+}
+
+/// Arguments of `up`.
+#[derive(Args)]
+struct UpArgs {
+    /// `seed` (default), `clustermesh` or a topology YAML file.
+    #[arg(long, default_value = "seed")]
+    topology: String,
+    /// A `cilium-config` key for the lab's agents, KEY=VALUE (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// Also deploy the seeds' sample workloads (webpod ×3 + Service, curl-pod).
+    #[arg(long)]
+    workloads: bool,
+    /// The nodes' CNI: our agents (`cilium`) or Debian's reference plugins (`bridge`).
+    #[arg(long, value_enum, default_value = "cilium")]
+    cni: cilium::Cni,
+    /// How long to wait for each readiness step.
+    #[arg(long, default_value = "120s", value_parser = toolkit::parse_duration)]
+    timeout: Duration,
+}
+
+/// Arguments of `get`.
+#[derive(Args)]
+struct GetArgs {
+    /// KIND [NAME...] or KIND/NAME.
+    #[arg(required = true)]
+    args: Vec<String>,
+    #[command(flatten)]
+    scope: Scope,
+    /// Output format.
+    #[arg(short, long)]
+    output: Option<Output>,
+}
+
+/// Arguments of `delete`.
+#[derive(Args)]
+struct DeleteArgs {
+    /// KIND NAME... or KIND/NAME.
+    args: Vec<String>,
+    /// Delete the objects of a manifest file.
+    #[arg(short = 'f', long = "filename")]
+    file: Option<String>,
+    #[command(flatten)]
+    scope: Scope,
+    /// Delete pods at once, without waiting for their kubelet.
+    #[arg(long)]
+    force: bool,
+    /// Wait until the objects are gone.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    wait: bool,
+}
+
+/// Arguments of `scale`.
+#[derive(Args)]
+struct ScaleArgs {
+    /// deployment NAME or deployment/NAME.
+    args: Vec<String>,
+    /// Desired replicas.
+    #[arg(long)]
+    replicas: i32,
+    #[command(flatten)]
+    scope: Scope,
+}
+
+/// Arguments of `exec`.
+#[derive(Args)]
+struct ExecArgs {
+    /// POD, node/NODE or a host name.
+    target: String,
+    /// Namespace of the pod.
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// Accepted for kubectl compatibility (stdin is always attached).
+    #[arg(short = 'i', long = "stdin")]
+    _stdin: bool,
+    /// Accepted for kubectl compatibility.
+    #[arg(short = 't', long = "tty")]
+    _tty: bool,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Arguments of `logs`.
+#[derive(Args)]
+struct LogsArgs {
+    /// POD or HOST/PROCESS.
+    target: String,
+    /// Namespace of the pod.
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// Container.
+    #[arg(short, long)]
+    container: Option<String>,
+}
+
+/// Arguments of `wait`.
+#[derive(Args)]
+struct WaitArgs {
+    /// KIND [NAME...] or KIND/NAME.
+    #[arg(required = true)]
+    args: Vec<String>,
+    /// condition=NAME or delete.
+    #[arg(long = "for")]
+    condition: String,
+    #[command(flatten)]
+    scope: Scope,
+    /// Wait for every object of the kind (or of the selector).
+    #[arg(long)]
+    all: bool,
+    /// Give up after this long.
+    #[arg(long, default_value = "60s", value_parser = toolkit::parse_duration)]
+    timeout: Duration,
 }
 
 /// `config` subcommands.
@@ -366,30 +395,7 @@ fn run(cli: Cli) -> Result<i32> {
             runtime()?.block_on(run_internal(internal))?;
             Ok(0)
         }
-        Command::Up {
-            topology,
-            config,
-            workloads,
-            cni,
-            timeout,
-        } => {
-            let config = ciliumconfig::parse_overrides(&config)?;
-            cilium::check_config(&topology::Topology::load(&topology)?, &config)?;
-            runtime()?.block_on(async {
-                let state = lab::up(lab::UpOptions {
-                    lab: cli.lab.clone(),
-                    topology,
-                    config,
-                    cni,
-                    workloads,
-                    timeout,
-                })
-                .await?;
-                print!("{}", status::report(&state, cli.cluster.as_deref()).await?);
-                print!("{}", status::next_steps(&state));
-                Ok(0)
-            })
-        }
+        Command::Up(args) => up(&cli.lab, cli.cluster.as_deref(), args),
         Command::Down => {
             lab::down(&cli.lab)?;
             Ok(0)
@@ -398,20 +404,8 @@ fn run(cli: Cli) -> Result<i32> {
             println!("{}", lab::restart(&cli.lab, &target)?.0);
             Ok(0)
         }
-        Command::Config(ConfigCommand::View) => {
-            print!(
-                "{}",
-                rollout::view(&LabState::load(&cli.lab)?, cli.cluster.as_deref())?
-            );
-            Ok(0)
-        }
-        Command::Config(ConfigCommand::Set { pairs }) => {
-            let set = ciliumconfig::parse_overrides(&pairs)?;
-            println!("{}", rollout::edit(&cli.lab, &set, &[])?);
-            Ok(0)
-        }
-        Command::Config(ConfigCommand::Unset { keys }) => {
-            println!("{}", rollout::edit(&cli.lab, &BTreeMap::new(), &keys)?);
+        Command::Config(command) => {
+            config(&cli.lab, cli.cluster.as_deref(), command)?;
             Ok(0)
         }
         Command::Rollout(RolloutCommand::Restart { target, timeout }) => {
@@ -424,6 +418,42 @@ fn run(cli: Cli) -> Result<i32> {
             runtime()?.block_on(run_cluster_command(&state, cli.cluster.as_deref(), command))
         }
     }
+}
+
+/// `up`: check the config first (a refused key changes nothing), bring
+/// the lab up, print its status and what to try.
+fn up(lab: &str, cluster: Option<&str>, args: UpArgs) -> Result<i32> {
+    let config = ciliumconfig::parse_overrides(&args.config)?;
+    cilium::check_config(&topology::Topology::load(&args.topology)?, &config)?;
+    runtime()?.block_on(async {
+        let state = lab::up(lab::UpOptions {
+            lab: lab.to_string(),
+            topology: args.topology,
+            config,
+            cni: args.cni,
+            workloads: args.workloads,
+            timeout: args.timeout,
+        })
+        .await?;
+        print!("{}", status::report(&state, cluster).await?);
+        print!("{}", status::next_steps(&state));
+        Ok(0)
+    })
+}
+
+/// `config view|set|unset`.
+fn config(lab: &str, cluster: Option<&str>, command: ConfigCommand) -> Result<()> {
+    match command {
+        ConfigCommand::View => print!("{}", rollout::view(&LabState::load(lab)?, cluster)?),
+        ConfigCommand::Set { pairs } => {
+            let set = ciliumconfig::parse_overrides(&pairs)?;
+            println!("{}", rollout::edit(lab, &set, &[])?);
+        }
+        ConfigCommand::Unset { keys } => {
+            println!("{}", rollout::edit(lab, &BTreeMap::new(), &keys)?);
+        }
+    }
+    Ok(())
 }
 
 async fn run_internal(internal: Internal) -> Result<()> {
@@ -490,6 +520,8 @@ fn print_lines(lines: &[String]) {
     }
 }
 
+/// The verbs that act on a running cluster, one function each; returns
+/// the exit code (`exec`'s command's).
 async fn run_cluster_command(
     state: &LabState,
     cluster: Option<&str>,
@@ -506,99 +538,11 @@ async fn run_cluster_command(
                 cli::apply::apply_file(&store, f).await?;
             }
         }
-        Command::Get {
-            args,
-            scope,
-            output,
-        } => {
-            let (kind, names) = cli::kind_and_names(&args)?;
-            let sel = selector(&scope)?;
-            let out = cli::get::get(
-                &store,
-                &cli::get::GetRequest {
-                    kind,
-                    names: &names,
-                    namespace: scope.namespace.as_deref(),
-                    all_namespaces: scope.all_namespaces,
-                    selector: sel.as_ref(),
-                    output,
-                },
-            )
-            .await?;
-            print!("{out}");
-        }
-        Command::Delete {
-            args,
-            file,
-            scope,
-            force,
-            wait,
-        } => {
-            let ns = scope.namespace.as_deref();
-            if let Some(file) = file {
-                let text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("cannot read {file}"))?;
-                for m in api::parse_manifests(&text)? {
-                    let name = m.object["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string();
-                    let mns = m.object["metadata"]["namespace"].as_str().map(String::from);
-                    let lines = cli::edit::delete(
-                        &store,
-                        m.kind,
-                        &[name],
-                        mns.as_deref().or(ns),
-                        force,
-                        wait,
-                    )
-                    .await?;
-                    print_lines(&lines);
-                }
-            } else {
-                let (kind, names) = cli::kind_and_names(&args)?;
-                print_lines(&cli::edit::delete(&store, kind, &names, ns, force, wait).await?);
-            }
-        }
-        Command::Scale {
-            args,
-            replicas,
-            scope,
-        } => {
-            let (kind, names) = cli::kind_and_names(&args)?;
-            let [name] = names.as_slice() else {
-                bail!("scale needs exactly one name");
-            };
-            println!(
-                "{}",
-                cli::edit::scale(&store, kind, name, scope.namespace.as_deref(), replicas).await?
-            );
-        }
-        Command::Label(m) | Command::Annotate(m) if m.args.len() < 2 => {
-            bail!("usage: KIND NAME key=value... (got {:?})", m.args)
-        }
-        cmd @ (Command::Label(_) | Command::Annotate(_)) => {
-            let (which, m) = match cmd {
-                Command::Label(m) => (cli::edit::MetaMap::Labels, m),
-                Command::Annotate(m) => (cli::edit::MetaMap::Annotations, m),
-                _ => unreachable!("matched above"),
-            };
-            let (kind, rest) = cli::kind_and_names(&m.args)?;
-            let (name, changes) = rest.split_first().context("missing object name")?;
-            println!(
-                "{}",
-                cli::edit::set_meta(
-                    &store,
-                    kind,
-                    name,
-                    m.namespace.as_deref(),
-                    which,
-                    changes,
-                    m.overwrite
-                )
-                .await?
-            );
-        }
+        Command::Get(args) => get(&store, args).await?,
+        Command::Delete(args) => delete(&store, args).await?,
+        Command::Scale(args) => scale(&store, args).await?,
+        Command::Label(args) => set_meta(&store, cli::edit::MetaMap::Labels, args).await?,
+        Command::Annotate(args) => set_meta(&store, cli::edit::MetaMap::Annotations, args).await?,
         Command::Cordon { node } => println!("{}", cli::edit::cordon(&store, &node, true).await?),
         Command::Uncordon { node } => {
             println!("{}", cli::edit::cordon(&store, &node, false).await?)
@@ -606,61 +550,13 @@ async fn run_cluster_command(
         Command::Drain { node, timeout } => {
             print_lines(&cli::edit::drain(&store, &node, timeout).await?)
         }
-        Command::Exec {
-            target,
-            namespace,
-            command,
-            ..
-        } => {
-            let t = cli::exec::resolve_target(state, &target, namespace.as_deref());
-            return cli::exec::exec(state, &store, &t, &command).await;
+        Command::Exec(args) => {
+            let target = cli::exec::resolve_target(state, &args.target, args.namespace.as_deref());
+            return cli::exec::exec(state, &store, &target, &args.command).await;
         }
-        Command::Logs {
-            target,
-            namespace,
-            container,
-        } => {
-            let path = cli::exec::log_path(
-                state,
-                &store,
-                &target,
-                namespace.as_deref(),
-                container.as_deref(),
-            )
-            .await?;
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            print!("{text}");
-        }
-        Command::Wait {
-            args,
-            condition,
-            scope,
-            all,
-            timeout,
-        } => {
-            let (kind, names) = cli::kind_and_names(&args)?;
-            if names.is_empty() && !all && scope.selector.is_none() {
-                bail!(
-                    "resource(s) were provided, but no name was specified: give names, -l or --all"
-                );
-            }
-            let sel = selector(&scope)?;
-            let lines = cli::exec::wait(
-                &store,
-                &cli::exec::WaitRequest {
-                    kind,
-                    names: &names,
-                    namespace: scope.namespace.as_deref(),
-                    selector: sel.as_ref(),
-                    condition: cli::exec::WaitFor::parse(&condition)?,
-                    timeout,
-                },
-            )
-            .await?;
-            print_lines(&lines);
-        }
-        Command::Up { .. }
+        Command::Logs(args) => logs(state, &store, args).await?,
+        Command::Wait(args) => wait(&store, args).await?,
+        Command::Up(_)
         | Command::Down
         | Command::Restart { .. }
         | Command::Config(_)
@@ -671,6 +567,124 @@ async fn run_cluster_command(
         }
     }
     Ok(0)
+}
+
+/// `get`.
+async fn get(store: &Store, args: GetArgs) -> Result<()> {
+    let (kind, names) = cli::kind_and_names(&args.args)?;
+    let sel = selector(&args.scope)?;
+    let out = cli::get::get(
+        store,
+        &cli::get::GetRequest {
+            kind,
+            names: &names,
+            namespace: args.scope.namespace.as_deref(),
+            all_namespaces: args.scope.all_namespaces,
+            selector: sel.as_ref(),
+            output: args.output,
+        },
+    )
+    .await?;
+    print!("{out}");
+    Ok(())
+}
+
+/// `delete KIND NAME...`, or `delete -f FILE` (every object of the
+/// manifest, in its own namespace if it names one).
+async fn delete(store: &Store, args: DeleteArgs) -> Result<()> {
+    let ns = args.scope.namespace.as_deref();
+    let Some(file) = args.file else {
+        let (kind, names) = cli::kind_and_names(&args.args)?;
+        print_lines(&cli::edit::delete(store, kind, &names, ns, args.force, args.wait).await?);
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?;
+    for m in api::parse_manifests(&text)? {
+        let name = m.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let mns = m.object["metadata"]["namespace"].as_str().map(String::from);
+        let lines = cli::edit::delete(
+            store,
+            m.kind,
+            &[name],
+            mns.as_deref().or(ns),
+            args.force,
+            args.wait,
+        )
+        .await?;
+        print_lines(&lines);
+    }
+    Ok(())
+}
+
+/// `scale deployment NAME --replicas K`.
+async fn scale(store: &Store, args: ScaleArgs) -> Result<()> {
+    let (kind, names) = cli::kind_and_names(&args.args)?;
+    let [name] = names.as_slice() else {
+        bail!("scale needs exactly one name");
+    };
+    let ns = args.scope.namespace.as_deref();
+    println!(
+        "{}",
+        cli::edit::scale(store, kind, name, ns, args.replicas).await?
+    );
+    Ok(())
+}
+
+/// `label` and `annotate`: `KIND NAME key=value... key-...`.
+async fn set_meta(store: &Store, which: cli::edit::MetaMap, m: MetaArgs) -> Result<()> {
+    if m.args.len() < 2 {
+        bail!("usage: KIND NAME key=value... (got {:?})", m.args)
+    }
+    let (kind, rest) = cli::kind_and_names(&m.args)?;
+    let (name, changes) = rest.split_first().context("missing object name")?;
+    let ns = m.namespace.as_deref();
+    println!(
+        "{}",
+        cli::edit::set_meta(store, kind, name, ns, which, changes, m.overwrite).await?
+    );
+    Ok(())
+}
+
+/// `logs POD|HOST/PROCESS`.
+async fn logs(state: &LabState, store: &Store, args: LogsArgs) -> Result<()> {
+    let path = cli::exec::log_path(
+        state,
+        store,
+        &args.target,
+        args.namespace.as_deref(),
+        args.container.as_deref(),
+    )
+    .await?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    print!("{text}");
+    Ok(())
+}
+
+/// `wait KIND [NAME...] --for condition=NAME|delete`.
+async fn wait(store: &Store, args: WaitArgs) -> Result<()> {
+    let (kind, names) = cli::kind_and_names(&args.args)?;
+    if names.is_empty() && !args.all && args.scope.selector.is_none() {
+        bail!("resource(s) were provided, but no name was specified: give names, -l or --all");
+    }
+    let sel = selector(&args.scope)?;
+    let lines = cli::exec::wait(
+        store,
+        &cli::exec::WaitRequest {
+            kind,
+            names: &names,
+            namespace: args.scope.namespace.as_deref(),
+            selector: sel.as_ref(),
+            condition: cli::exec::WaitFor::parse(&args.condition)?,
+            timeout: args.timeout,
+        },
+    )
+    .await?;
+    print_lines(&lines);
+    Ok(())
 }
 
 #[cfg(test)]

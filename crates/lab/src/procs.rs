@@ -1,7 +1,8 @@
 //! Processes the lab starts (etcd, control plane, kubelets, web servers):
 //! spawned inside a host's namespace and cgroup, detached from the caller,
 //! logged to a file, recorded by PID and start time so that `down` ends
-//! exactly the processes it started even if PIDs were reused.
+//! exactly the processes it started even if PIDs were reused. Also the
+//! short commands the lab runs to completion ([`run`]: `ip`, `mount`).
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use kubelet::sandbox::{ProcessId, SandboxArgs};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -45,6 +46,24 @@ pub struct ProcRecord {
     pub pid: i32,
     /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
     pub start_time: u64,
+}
+
+/// Run a short command to completion (stdin closed); a failure carries
+/// the command line and what it printed on stderr.
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// Start a detached process in a namespace and cgroup. It joins the cgroup

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::cilium::{self, AgentPaths};
 use crate::lab::{LabPaths, LabState};
@@ -17,16 +17,7 @@ use crate::procs::ProcRecord;
 /// `config view`: the effective config of a cluster, `key value` lines
 /// sorted by key like `cilium config view`.
 pub fn view(state: &LabState, cluster: Option<&str>) -> Result<String> {
-    let c = match cluster {
-        Some(name) => state
-            .topology
-            .clusters
-            .iter()
-            .find(|c| c.name == name)
-            .with_context(|| format!("lab {:?} has no cluster {name:?}", state.lab))?,
-        None => &state.topology.clusters[0],
-    };
-    let cfg = cilium::cluster_config(c, &state.config);
+    let cfg = cilium::cluster_config(state.cluster(cluster)?, &state.config);
     let width = cfg.keys().map(String::len).max().unwrap_or(0);
     Ok(cfg
         .iter()
@@ -53,11 +44,7 @@ pub fn edit(lab: &str, set: &BTreeMap<String, String>, unset: &[String]) -> Resu
     let paths = LabPaths::new(lab);
     for c in &state.topology.clusters {
         let cfg = cilium::cluster_config(c, &state.config);
-        for h in state
-            .topology
-            .nodes()
-            .filter(|h| state.topology.cluster_of(h).name == c.name)
-        {
+        for h in state.topology.cluster_nodes(&c.name) {
             cilium::write_agent_config(&paths, &h.name, &cfg)?;
         }
         cilium::write_config_dir(&cilium::operator_config_dir(&paths, &c.name), &cfg)?;

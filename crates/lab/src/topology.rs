@@ -203,8 +203,8 @@ impl Topology {
 
     /// The control-plane host of a cluster.
     pub fn control_plane(&self, cluster: &str) -> &Host {
-        self.nodes()
-            .find(|h| h.role == Role::ControlPlane && self.cluster_of(h).name == cluster)
+        self.cluster_nodes(cluster)
+            .find(|h| h.role == Role::ControlPlane)
             .expect("validated: every cluster has one control plane")
     }
 
@@ -213,8 +213,40 @@ impl Topology {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    /// The nodes of one cluster, in file order.
+    pub fn cluster_nodes<'a>(&'a self, cluster: &str) -> impl Iterator<Item = &'a Host> {
+        self.nodes()
+            .filter(move |h| self.cluster_of(h).name == cluster)
+    }
+
     fn validate(&self) -> Result<()> {
         check_name("topology name", &self.name)?;
+        self.validate_clusters()?;
+        let segments = self.validate_segments()?;
+        let mut names = BTreeSet::new();
+        let mut addresses: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
+        for h in &self.hosts {
+            check_name("host name", &h.name)?;
+            if !names.insert(h.name.as_str()) {
+                bail!("hosts: duplicate host {:?}", h.name);
+            }
+            self.validate_host(h, &segments)?;
+            for a in h.addresses() {
+                if let Some(other) = addresses.insert(a.addr(), &h.name) {
+                    bail!(
+                        "hosts[{}]: address {} already used by {other}",
+                        h.name,
+                        a.addr()
+                    );
+                }
+            }
+            validate_routes(h)?;
+        }
+        self.validate_control_planes()
+    }
+
+    /// At least one cluster, unique names, the DNS IP in the service range.
+    fn validate_clusters(&self) -> Result<()> {
         if self.clusters.is_empty() {
             bail!("clusters: at least one cluster is required");
         }
@@ -233,6 +265,11 @@ impl Topology {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Unique, valid segment names; returns them.
+    fn validate_segments(&self) -> Result<BTreeSet<&str>> {
         let segments: BTreeSet<&str> = self.segments.iter().map(String::as_str).collect();
         if segments.len() != self.segments.len() {
             bail!("segments: duplicate segment name");
@@ -240,84 +277,57 @@ impl Topology {
         for s in &self.segments {
             check_name("segment name", s)?;
         }
-        let mut names = BTreeSet::new();
-        let mut addresses: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
-        for h in &self.hosts {
-            check_name("host name", &h.name)?;
-            if !names.insert(h.name.as_str()) {
-                bail!("hosts: duplicate host {:?}", h.name);
+        Ok(segments)
+    }
+
+    /// One host's cluster exists, its interfaces are on known segments,
+    /// and its device names are valid and unique.
+    fn validate_host(&self, h: &Host, segments: &BTreeSet<&str>) -> Result<()> {
+        if let Some(c) = &h.cluster
+            && !self.clusters.iter().any(|x| &x.name == c)
+        {
+            bail!("hosts[{}].cluster: no cluster named {c:?}", h.name);
+        }
+        if h.is_node() && h.interfaces.is_empty() {
+            bail!("hosts[{}]: a node needs at least one interface", h.name);
+        }
+        let mut ifnames = BTreeSet::new();
+        for i in &h.interfaces {
+            if !segments.contains(i.segment.as_str()) {
+                bail!(
+                    "hosts[{}].interfaces[{}].segment: no segment named {:?}",
+                    h.name,
+                    i.name,
+                    i.segment
+                );
             }
-            if let Some(c) = &h.cluster
-                && !self.clusters.iter().any(|x| &x.name == c)
-            {
-                bail!("hosts[{}].cluster: no cluster named {c:?}", h.name);
-            }
-            if h.is_node() && h.interfaces.is_empty() {
-                bail!("hosts[{}]: a node needs at least one interface", h.name);
-            }
-            let mut ifnames = BTreeSet::new();
-            for i in &h.interfaces {
-                if !segments.contains(i.segment.as_str()) {
-                    bail!(
-                        "hosts[{}].interfaces[{}].segment: no segment named {:?}",
-                        h.name,
-                        i.name,
-                        i.segment
-                    );
-                }
-                check_ifname(&h.name, &i.name)?;
-                if !ifnames.insert(i.name.as_str()) {
-                    bail!("hosts[{}]: duplicate interface {}", h.name, i.name);
-                }
-            }
-            for l in &h.loops {
-                check_ifname(&h.name, &l.name)?;
-                if l.name.len() > 13 {
-                    bail!(
-                        "hosts[{}].loops[{}]: name too long (13 max)",
-                        h.name,
-                        l.name
-                    );
-                }
-                if !ifnames.insert(l.name.as_str()) {
-                    bail!("hosts[{}]: duplicate interface {}", h.name, l.name);
-                }
-            }
-            for a in h
-                .interfaces
-                .iter()
-                .map(|i| i.address)
-                .chain(h.loops.iter().map(|l| l.address))
-            {
-                if let Some(other) = addresses.insert(a.addr(), &h.name) {
-                    bail!(
-                        "hosts[{}]: address {} already used by {other}",
-                        h.name,
-                        a.addr()
-                    );
-                }
-            }
-            for r in &h.routes {
-                let on_link = h
-                    .interfaces
-                    .iter()
-                    .map(|i| i.address)
-                    .chain(h.loops.iter().map(|l| l.address))
-                    .any(|a| a.trunc().contains(&r.via));
-                if !on_link {
-                    bail!(
-                        "hosts[{}].routes[{}]: gateway {} is not on a connected subnet",
-                        h.name,
-                        r.dst,
-                        r.via
-                    );
-                }
+            check_ifname(&h.name, &i.name)?;
+            if !ifnames.insert(i.name.as_str()) {
+                bail!("hosts[{}]: duplicate interface {}", h.name, i.name);
             }
         }
+        for l in &h.loops {
+            check_ifname(&h.name, &l.name)?;
+            if l.name.len() > 13 {
+                bail!(
+                    "hosts[{}].loops[{}]: name too long (13 max)",
+                    h.name,
+                    l.name
+                );
+            }
+            if !ifnames.insert(l.name.as_str()) {
+                bail!("hosts[{}]: duplicate interface {}", h.name, l.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every cluster has exactly one control-plane node.
+    fn validate_control_planes(&self) -> Result<()> {
         for c in &self.clusters {
             let cps = self
-                .nodes()
-                .filter(|h| h.role == Role::ControlPlane && self.cluster_of(h).name == c.name)
+                .cluster_nodes(&c.name)
+                .filter(|h| h.role == Role::ControlPlane)
                 .count();
             if cps != 1 {
                 bail!(
@@ -340,6 +350,14 @@ impl Host {
     pub fn primary_ip(&self) -> Option<Ipv4Addr> {
         self.interfaces.first().map(|i| i.address.addr())
     }
+
+    /// The addresses of its interfaces, then of its loops.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Net> + '_ {
+        self.interfaces
+            .iter()
+            .map(|i| i.address)
+            .chain(self.loops.iter().map(|l| l.address))
+    }
 }
 
 /// Host, cluster, segment and lab names: lower-case letters, digits and
@@ -355,6 +373,21 @@ fn check_name(what: &str, name: &str) -> Result<()> {
         bail!(
             "{what} {name:?} is invalid: use 1-24 lower-case letters, digits and '-', starting with a letter"
         );
+    }
+    Ok(())
+}
+
+/// Every route's gateway is on one of the host's subnets.
+fn validate_routes(h: &Host) -> Result<()> {
+    for r in &h.routes {
+        if !h.addresses().any(|a| a.trunc().contains(&r.via)) {
+            bail!(
+                "hosts[{}].routes[{}]: gateway {} is not on a connected subnet",
+                h.name,
+                r.dst,
+                r.via
+            );
+        }
     }
     Ok(())
 }
@@ -418,7 +451,7 @@ mod tests {
         let t = Topology::load("clustermesh").expect("clustermesh parses");
         assert_eq!(t.segments.len(), 1);
         for c in ["west", "east"] {
-            let n = t.nodes().filter(|h| t.cluster_of(h).name == c).count();
+            let n = t.cluster_nodes(c).count();
             assert_eq!(n, 2, "cluster {c}");
         }
         assert_eq!(t.clusters[0].id, 1);

@@ -1,11 +1,10 @@
 //! The `cilium-operator` binary: flags, logging, signals; the controllers
 //! are in the library.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use ciliumconfig::{OperatorConfig, Sources};
+use ciliumconfig::{ConfigFlags, OperatorConfig};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -16,15 +15,8 @@ struct Args {
     /// etcd endpoint of the cluster store (`http://IP:PORT`, `unix:///path`); repeatable.
     #[arg(long = "etcd", value_name = "ENDPOINT", required = true)]
     etcd: Vec<String>,
-    /// Directory with one file per cilium-config key (a mounted ConfigMap).
-    #[arg(long, value_name = "DIR")]
-    config_dir: Option<PathBuf>,
-    /// A YAML map of cilium-config keys, overriding the directory.
-    #[arg(long, value_name = "FILE")]
-    config_file: Option<PathBuf>,
-    /// A cilium-config key, overriding the directory and the file; repeatable.
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    config: Vec<String>,
+    #[command(flatten)]
+    config: ConfigFlags,
     /// Identity GC interval and grace period (`30s`, `500ms`, `15m`).
     #[arg(long, value_name = "DURATION", value_parser = ciliumconfig::positive_duration)]
     identity_gc_interval: Option<Duration>,
@@ -34,13 +26,7 @@ struct Args {
 }
 
 fn load_config(args: &Args) -> anyhow::Result<OperatorConfig> {
-    let keys = Sources {
-        dir: args.config_dir.as_deref(),
-        file: args.config_file.as_deref(),
-        overrides: &args.config,
-    }
-    .load()?;
-    let mut config = OperatorConfig::from_keys(&keys)?;
+    let mut config = OperatorConfig::from_keys(&args.config.load()?)?;
     if let Some(interval) = args.identity_gc_interval {
         config.identity_gc_interval = interval;
     }

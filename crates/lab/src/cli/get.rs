@@ -82,43 +82,47 @@ pub async fn get(store: &Store, req: &GetRequest<'_>) -> Result<String> {
             .iter()
             .map(|o| format!("{}/{}\n", ty.qualified_singular(), s(o, "/metadata/name")))
             .collect()),
-        out => {
-            if items.is_empty() {
-                let ns = namespace_for(req.kind, req.namespace);
-                return Ok(match (ns, req.all_namespaces) {
-                    (Some(n), false) => format!("No resources found in {n} namespace.\n"),
-                    _ => "No resources found\n".into(),
-                });
-            }
-            let wide = out == Some(Output::Wide);
-            let columns = columns(ty.kind);
-            let show_ns = req.all_namespaces && ty.namespaced;
-            let mut headers: Vec<&str> = Vec::new();
-            if show_ns {
-                headers.push("NAMESPACE");
-            }
-            headers.push("NAME");
-            headers.extend(columns.iter().filter(|c| wide || !c.wide).map(|c| c.header));
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|o| {
-                    let mut row = Vec::new();
-                    if show_ns {
-                        row.push(s(o, "/metadata/namespace").to_string());
-                    }
-                    row.push(s(o, "/metadata/name").to_string());
-                    row.extend(
-                        columns
-                            .iter()
-                            .filter(|c| wide || !c.wide)
-                            .map(|c| (c.value)(o)),
-                    );
-                    row
-                })
-                .collect();
-            Ok(render(&headers, &rows))
+        _ if items.is_empty() => {
+            let ns = namespace_for(req.kind, req.namespace);
+            Ok(match (ns, req.all_namespaces) {
+                (Some(n), false) => format!("No resources found in {n} namespace.\n"),
+                _ => "No resources found\n".into(),
+            })
         }
+        out => Ok(table(req, &items, out == Some(Output::Wide))),
     }
+}
+
+/// kubectl's table: NAMESPACE (with `-A`), NAME and the kind's columns
+/// (the wide ones too with `-o wide`).
+fn table(req: &GetRequest<'_>, items: &[Value], wide: bool) -> String {
+    let ty = &req.kind.ty;
+    let columns: Vec<&Column> = shown(columns(ty.kind), wide).collect();
+    let show_ns = req.all_namespaces && ty.namespaced;
+    let mut headers: Vec<&str> = Vec::new();
+    if show_ns {
+        headers.push("NAMESPACE");
+    }
+    headers.push("NAME");
+    headers.extend(columns.iter().map(|c| c.header));
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|o| {
+            let mut row = Vec::new();
+            if show_ns {
+                row.push(s(o, "/metadata/namespace").to_string());
+            }
+            row.push(s(o, "/metadata/name").to_string());
+            row.extend(columns.iter().map(|c| (c.value)(o)));
+            row
+        })
+        .collect();
+    render(&headers, &rows)
+}
+
+/// The columns shown: all with `wide`, else the narrow ones.
+fn shown(columns: &[Column], wide: bool) -> impl Iterator<Item = &Column> {
+    columns.iter().filter(move |c| wide || !c.wide)
 }
 
 fn single_or_list(mut items: Vec<Value>) -> Value {
@@ -177,149 +181,182 @@ const fn wide(header: &'static str, value: fn(&Value) -> String) -> Column {
     }
 }
 
-fn columns(kind: &str) -> Vec<Column> {
+/// The columns of a kind after NAME (only `AGE` for kinds without their
+/// own).
+fn columns(kind: &str) -> &'static [Column] {
     match kind {
-        "Pod" => vec![
-            col("READY", pod_ready),
-            col("STATUS", pod_status),
-            col("RESTARTS", |o| {
-                arr(o, "/status/containerStatuses")
-                    .iter()
-                    .map(|c| num(c, "/restartCount"))
-                    .sum::<i64>()
-                    .to_string()
-            }),
-            col("AGE", age),
-            wide("IP", |o| or_none(o, "/status/podIP")),
-            wide("NODE", |o| or_none(o, "/spec/nodeName")),
-            wide("NOMINATED NODE", |_| "<none>".into()),
-            wide("READINESS GATES", |_| "<none>".into()),
-        ],
-        "Node" => vec![
-            col("STATUS", node_status),
-            col("ROLES", node_roles),
-            col("AGE", age),
-            col("VERSION", |o| {
-                s(o, "/status/nodeInfo/kubeletVersion").into()
-            }),
-            wide("INTERNAL-IP", |o| node_address(o, "InternalIP")),
-            wide("EXTERNAL-IP", |o| node_address(o, "ExternalIP")),
-            wide("OS-IMAGE", |o| or_unknown(s(o, "/status/nodeInfo/osImage"))),
-            wide("KERNEL-VERSION", |o| {
-                or_unknown(s(o, "/status/nodeInfo/kernelVersion"))
-            }),
-            wide("CONTAINER-RUNTIME", |o| {
-                or_unknown(s(o, "/status/nodeInfo/containerRuntimeVersion"))
-            }),
-        ],
-        "Service" => vec![
-            col("TYPE", |o| s(o, "/spec/type").into()),
-            col("CLUSTER-IP", |o| or_none(o, "/spec/clusterIP")),
-            col("EXTERNAL-IP", service_external_ip),
-            col("PORT(S)", service_ports),
-            col("AGE", age),
-            wide("SELECTOR", |o| label_map(o.pointer("/spec/selector"))),
-        ],
-        "EndpointSlice" => vec![
-            col("ADDRESSTYPE", |o| s(o, "/addressType").into()),
-            col("PORTS", |o| {
-                let ports: Vec<String> = arr(o, "/ports")
-                    .iter()
-                    .map(|p| num(p, "/port").to_string())
-                    .collect();
-                if ports.is_empty() {
-                    "<unset>".into()
-                } else {
-                    ports.join(",")
-                }
-            }),
-            col("ENDPOINTS", |o| {
-                let addrs: Vec<&str> = arr(o, "/endpoints")
-                    .iter()
-                    .flat_map(|e| arr(e, "/addresses"))
-                    .filter_map(Value::as_str)
-                    .collect();
-                match addrs.len() {
-                    0 => "<unset>".into(),
-                    n if n > 3 => format!("{} + {} more...", addrs[..3].join(","), n - 3),
-                    _ => addrs.join(","),
-                }
-            }),
-            col("AGE", age),
-        ],
-        "Deployment" => vec![
-            col("READY", |o| {
-                format!(
-                    "{}/{}",
-                    num(o, "/status/readyReplicas"),
-                    o.pointer("/spec/replicas")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(1)
-                )
-            }),
-            col("UP-TO-DATE", |o| {
-                num(o, "/status/updatedReplicas").to_string()
-            }),
-            col("AVAILABLE", |o| {
-                num(o, "/status/availableReplicas").to_string()
-            }),
-            col("AGE", age),
-            wide("CONTAINERS", |o| containers(o, "/name")),
-            wide("IMAGES", |o| containers(o, "/image")),
-            wide("SELECTOR", |o| {
-                label_map(o.pointer("/spec/selector/matchLabels"))
-            }),
-        ],
-        "Namespace" => vec![
-            col("STATUS", |o| {
-                let p = s(o, "/status/phase");
-                if p.is_empty() {
-                    "Active".into()
-                } else {
-                    p.into()
-                }
-            }),
-            col("AGE", age),
-        ],
-        "CiliumNode" => vec![
-            col("CILIUMINTERNALIP", |o| {
-                cilium_node_address(o, "CiliumInternalIP")
-            }),
-            col("INTERNALIP", |o| cilium_node_address(o, "InternalIP")),
-            col("AGE", age),
-        ],
-        "CiliumEndpoint" => vec![
-            col("SECURITY IDENTITY", |o| or_none(o, "/status/identity/id")),
-            col("ENDPOINT STATE", |o| or_none(o, "/status/state")),
-            col("IPV4", |o| {
-                or_none(o, "/status/networking/addressing/0/ipv4")
-            }),
-            col("IPV6", |o| {
-                or_none(o, "/status/networking/addressing/0/ipv6")
-            }),
-        ],
-        "CiliumIdentity" => vec![
-            col("NAMESPACE", |o| {
-                or_none(o, "/security-labels/k8s:io.kubernetes.pod.namespace")
-            }),
-            col("AGE", age),
-        ],
-        "CiliumLoadBalancerIPPool" => vec![
-            col("DISABLED", |o| {
-                o.pointer("/spec/disabled")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-                    .to_string()
-            }),
-            col("CONFLICTING", |o| {
-                condition(o, "cilium.io/PoolConflict", "/status")
-            }),
-            col("IPS AVAILABLE", |o| {
-                condition(o, "cilium.io/IPsAvailable", "/message")
-            }),
-            col("AGE", age),
-        ],
-        _ => vec![col("AGE", age)],
+        "Pod" => POD_COLUMNS,
+        "Node" => NODE_COLUMNS,
+        "Service" => SERVICE_COLUMNS,
+        "EndpointSlice" => ENDPOINT_SLICE_COLUMNS,
+        "Deployment" => DEPLOYMENT_COLUMNS,
+        "Namespace" => NAMESPACE_COLUMNS,
+        "CiliumNode" => CILIUM_NODE_COLUMNS,
+        "CiliumEndpoint" => CILIUM_ENDPOINT_COLUMNS,
+        "CiliumIdentity" => CILIUM_IDENTITY_COLUMNS,
+        "CiliumLoadBalancerIPPool" => CILIUM_LB_IP_POOL_COLUMNS,
+        _ => AGE_ONLY,
+    }
+}
+
+const AGE_ONLY: &[Column] = &[col("AGE", age)];
+
+const POD_COLUMNS: &[Column] = &[
+    col("READY", pod_ready),
+    col("STATUS", pod_status),
+    col("RESTARTS", |o| {
+        arr(o, "/status/containerStatuses")
+            .iter()
+            .map(|c| num(c, "/restartCount"))
+            .sum::<i64>()
+            .to_string()
+    }),
+    col("AGE", age),
+    wide("IP", |o| or_none(o, "/status/podIP")),
+    wide("NODE", |o| or_none(o, "/spec/nodeName")),
+    wide("NOMINATED NODE", |_| "<none>".into()),
+    wide("READINESS GATES", |_| "<none>".into()),
+];
+
+const NODE_COLUMNS: &[Column] = &[
+    col("STATUS", node_status),
+    col("ROLES", node_roles),
+    col("AGE", age),
+    col("VERSION", |o| {
+        s(o, "/status/nodeInfo/kubeletVersion").into()
+    }),
+    wide("INTERNAL-IP", |o| node_address(o, "InternalIP")),
+    wide("EXTERNAL-IP", |o| node_address(o, "ExternalIP")),
+    wide("OS-IMAGE", |o| or_unknown(s(o, "/status/nodeInfo/osImage"))),
+    wide("KERNEL-VERSION", |o| {
+        or_unknown(s(o, "/status/nodeInfo/kernelVersion"))
+    }),
+    wide("CONTAINER-RUNTIME", |o| {
+        or_unknown(s(o, "/status/nodeInfo/containerRuntimeVersion"))
+    }),
+];
+
+const SERVICE_COLUMNS: &[Column] = &[
+    col("TYPE", |o| s(o, "/spec/type").into()),
+    col("CLUSTER-IP", |o| or_none(o, "/spec/clusterIP")),
+    col("EXTERNAL-IP", service_external_ip),
+    col("PORT(S)", service_ports),
+    col("AGE", age),
+    wide("SELECTOR", |o| label_map(o.pointer("/spec/selector"))),
+];
+
+const ENDPOINT_SLICE_COLUMNS: &[Column] = &[
+    col("ADDRESSTYPE", |o| s(o, "/addressType").into()),
+    col("PORTS", |o| {
+        let ports: Vec<String> = arr(o, "/ports")
+            .iter()
+            .map(|p| num(p, "/port").to_string())
+            .collect();
+        join_or(&ports, "<unset>")
+    }),
+    col("ENDPOINTS", |o| {
+        let addrs: Vec<&str> = arr(o, "/endpoints")
+            .iter()
+            .flat_map(|e| arr(e, "/addresses"))
+            .filter_map(Value::as_str)
+            .collect();
+        match addrs.len() {
+            0 => "<unset>".into(),
+            n if n > 3 => format!("{} + {} more...", addrs[..3].join(","), n - 3),
+            _ => addrs.join(","),
+        }
+    }),
+    col("AGE", age),
+];
+
+const DEPLOYMENT_COLUMNS: &[Column] = &[
+    col("READY", |o| {
+        format!(
+            "{}/{}",
+            num(o, "/status/readyReplicas"),
+            o.pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+        )
+    }),
+    col("UP-TO-DATE", |o| {
+        num(o, "/status/updatedReplicas").to_string()
+    }),
+    col("AVAILABLE", |o| {
+        num(o, "/status/availableReplicas").to_string()
+    }),
+    col("AGE", age),
+    wide("CONTAINERS", |o| containers(o, "/name")),
+    wide("IMAGES", |o| containers(o, "/image")),
+    wide("SELECTOR", |o| {
+        label_map(o.pointer("/spec/selector/matchLabels"))
+    }),
+];
+
+const NAMESPACE_COLUMNS: &[Column] = &[
+    col("STATUS", |o| {
+        let p = s(o, "/status/phase");
+        if p.is_empty() {
+            "Active".into()
+        } else {
+            p.into()
+        }
+    }),
+    col("AGE", age),
+];
+
+const CILIUM_NODE_COLUMNS: &[Column] = &[
+    col("CILIUMINTERNALIP", |o| {
+        cilium_node_address(o, "CiliumInternalIP")
+    }),
+    col("INTERNALIP", |o| cilium_node_address(o, "InternalIP")),
+    col("AGE", age),
+];
+
+const CILIUM_ENDPOINT_COLUMNS: &[Column] = &[
+    col("SECURITY IDENTITY", |o| or_none(o, "/status/identity/id")),
+    col("ENDPOINT STATE", |o| or_none(o, "/status/state")),
+    col("IPV4", |o| {
+        or_none(o, "/status/networking/addressing/0/ipv4")
+    }),
+    col("IPV6", |o| {
+        or_none(o, "/status/networking/addressing/0/ipv6")
+    }),
+];
+
+const CILIUM_IDENTITY_COLUMNS: &[Column] = &[
+    col("NAMESPACE", |o| {
+        or_none(o, "/security-labels/k8s:io.kubernetes.pod.namespace")
+    }),
+    col("AGE", age),
+];
+
+const CILIUM_LB_IP_POOL_COLUMNS: &[Column] = &[
+    col("DISABLED", |o| {
+        o.pointer("/spec/disabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .to_string()
+    }),
+    col("CONFLICTING", |o| {
+        condition(o, "cilium.io/PoolConflict", "/status")
+    }),
+    col("IPS AVAILABLE", |o| {
+        condition(o, "cilium.io/IPsAvailable", "/message")
+    }),
+    col("AGE", age),
+];
+
+/// `items` joined with commas, or `empty` when there are none.
+fn join_or(items: &[impl AsRef<str>], empty: &str) -> String {
+    if items.is_empty() {
+        empty.into()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .join(",")
     }
 }
 
@@ -395,11 +432,7 @@ fn node_roles(o: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    if roles.is_empty() {
-        "<none>".into()
-    } else {
-        roles.join(",")
-    }
+    join_or(&roles, "<none>")
 }
 
 fn node_address(o: &Value, type_: &str) -> String {
@@ -453,11 +486,7 @@ fn service_ports(o: &Value) -> String {
             }
         })
         .collect();
-    if ports.is_empty() {
-        "<none>".into()
-    } else {
-        ports.join(",")
-    }
+    join_or(&ports, "<none>")
 }
 
 fn containers(o: &Value, field: &str) -> String {
@@ -485,11 +514,7 @@ mod tests {
     use serde_json::json;
 
     fn row(kind: &str, o: &Value, wide: bool) -> Vec<String> {
-        columns(kind)
-            .iter()
-            .filter(|c| wide || !c.wide)
-            .map(|c| (c.value)(o))
-            .collect()
+        shown(columns(kind), wide).map(|c| (c.value)(o)).collect()
     }
 
     #[test]

@@ -40,34 +40,29 @@ pub fn human_duration(d: Duration) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        let rem = s % 60;
-        if rem == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{rem}s")
-        }
+        with_rest(m, "m", s % 60, "s")
     } else if m < 180 {
         format!("{m}m")
     } else if h < 8 {
-        let rem = m % 60;
-        if rem == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{rem}m")
-        }
+        with_rest(h, "h", m % 60, "m")
     } else if h < 48 {
         format!("{h}h")
     } else if days < 8 {
-        let rem = h % 24;
-        if rem == 0 {
-            format!("{days}d")
-        } else {
-            format!("{days}d{rem}h")
-        }
+        with_rest(days, "d", h % 24, "h")
     } else if days < 365 * 2 {
         format!("{days}d")
     } else {
         format!("{}y", days / 365)
+    }
+}
+
+/// `{n}{unit}`, then `{rest}{rest_unit}` unless `rest` is zero (`3m12s`,
+/// `3m`).
+fn with_rest(n: u64, unit: &str, rest: u64, rest_unit: &str) -> String {
+    if rest == 0 {
+        format!("{n}{unit}")
+    } else {
+        format!("{n}{unit}{rest}{rest_unit}")
     }
 }
 
@@ -107,6 +102,8 @@ mod tests {
         assert_eq!(d(45), "45s");
         assert_eq!(d(119), "119s");
         assert_eq!(d(192), "3m12s");
+        assert_eq!(d(180), "3m");
+        assert_eq!(d(3 * 86400 + 7200), "3d2h");
         assert_eq!(d(1500), "25m");
         assert_eq!(d(5 * 3600 + 180), "5h3m");
         assert_eq!(d(20 * 3600), "20h");
