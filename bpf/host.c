@@ -11,8 +11,8 @@
  *   traced.
  * cil_from_netdev (native devices, tc ingress): VXLAN for a local pod is
  *   decapsulated (identity from the VNI) and delivered; other packets for a
- *   local pod are redirected to it directly; everything else passes to the
- *   stack, counted.
+ *   local pod are redirected to it directly (TTL decremented); everything
+ *   else passes to the stack, counted.
  */
 #include "lib/common.h"
 #include "lib/events.h"
@@ -93,6 +93,7 @@ int cil_from_netdev(struct __sk_buff *skb)
 	struct endpoint_info *dst;
 	__u32 src_identity, ifindex, dst_label;
 	__u16 dst_id;
+	__u8 ttl;
 	int ret;
 
 	/* VXLAN from another node to a local pod (tunnel routing). */
@@ -108,16 +109,21 @@ int cil_from_netdev(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	/* A packet from another node for a local pod (native routing) goes
 	 * straight to the pod, skipping the stack's routing and the
-	 * cilium_host hop; everything else (tunnel traffic for the host, the
-	 * node's own) continues to the stack. */
+	 * cilium_host hop (TTL decremented as the stack would); everything
+	 * else (tunnel traffic for the host, the node's own, frames for
+	 * other hosts, an expiring TTL the stack answers) continues to the
+	 * stack. */
 	dst = lookup_endpoint4(ip4->daddr);
-	if (!dst || (dst->flags & ENDPOINT_F_HOST))
+	ttl = ip4->ttl;
+	if (!dst || (dst->flags & ENDPOINT_F_HOST) ||
+	    skb->pkt_type != PACKET_HOST || ttl <= 1)
 		return TC_ACT_OK;
 	src_identity = lookup_identity4(ip4->saddr);
 	ifindex = dst->ifindex;
 	dst_id = dst->lxc_id;
 	dst_label = dst->sec_id;
-	if (redirect_to_endpoint(skb, dst, src_identity) < 0)
+	if (ipv4_dec_ttl(skb, ttl) < 0 ||
+	    redirect_to_endpoint(skb, dst, src_identity) < 0)
 		return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS, 0,
 				 src_identity, __LINE__, FILE_HOST);
 	send_trace(skb, TRACE_TO_LXC, 0, src_identity, dst_label, dst_id,

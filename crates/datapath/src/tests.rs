@@ -334,14 +334,28 @@ fn host_program_redirects_to_endpoint() {
     let elsewhere = ipv4_packet([0; 6], [0; 6], ROUTER, Ipv4Addr::new(10, 0, 1, 5));
     assert_eq!(run(&dp, Program::FromHost, &elsewhere).verdict, TC_ACT_OK);
     assert_eq!(run(&dp, Program::ToHost, &pkt).verdict, TC_ACT_OK);
-    // From another node (native routing): straight to the local pod;
-    // anything else goes to the stack.
-    let from_peer = ipv4_packet([0; 6], [0; 6], Ipv4Addr::new(10, 0, 1, 5), IP_B);
+    // From another node (native routing): straight to the local pod,
+    // forwarded as the stack would (TTL decremented, checksum fixed), the
+    // source's identity in the mark (world: not in the ipcache).
+    let from_peer = ipv4_packet([0; 6], [0; 6], REMOTE_POD, IP_B);
     let r = run(&dp, Program::FromNetdev, &from_peer);
     assert_eq!(r.verdict, TC_ACT_REDIRECT);
     assert_eq!(&r.data[0..6], &MAC_B);
     assert_eq!(&r.data[6..12], &NODE_MAC_B);
-    assert_eq!(run(&dp, Program::FromNetdev, &elsewhere).verdict, TC_ACT_OK);
+    assert_eq!(&r.data[12..], &ttl_decremented(&from_peer)[12..]);
+    assert_eq!(r.mark, identity_mark(2));
+    // Anything else goes to the stack, untouched: not a local pod, a frame
+    // for another host, a TTL the stack answers with "time exceeded".
+    let mut other_host = from_peer.clone();
+    other_host[0..6].copy_from_slice(&[0x02, 1, 2, 3, 4, 5]);
+    let mut expiring = from_peer.clone();
+    expiring[14 + 8] = 1;
+    refresh_ipv4_csum(&mut expiring);
+    for f in [elsewhere, other_host, expiring] {
+        let r = run(&dp, Program::FromNetdev, &f);
+        assert_eq!((r.verdict, r.mark), (TC_ACT_OK, 0));
+        assert_eq!(r.data, f);
+    }
 }
 
 #[test]
