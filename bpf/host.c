@@ -11,7 +11,7 @@
  *   traced.
  * cil_from_netdev (native devices, tc ingress): VXLAN for a local pod is
  *   decapsulated (identity from the VNI) and delivered; other packets for a
- *   local pod are redirected to it directly (TTL decremented); everything
+ *   local pod go straight into its namespace (TTL decremented); everything
  *   else passes to the stack, counted.
  */
 #include "lib/common.h"
@@ -61,7 +61,7 @@ static __always_inline int from_host(struct __sk_buff *skb)
 	__u16 dst_id = dst->lxc_id;
 	__u32 dst_label = dst->sec_id;
 
-	if (redirect_to_endpoint(skb, dst, src_identity) < 0)
+	if (redirect_to_endpoint(skb, dst, src_identity, false) < 0)
 		return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS, 0,
 				 src_identity, __LINE__, FILE_HOST);
 	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);
@@ -108,11 +108,11 @@ int cil_from_netdev(struct __sk_buff *skb)
 	if ((void *)(ip4 + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	/* A packet from another node for a local pod (native routing) goes
-	 * straight to the pod, skipping the stack's routing and the
-	 * cilium_host hop (TTL decremented as the stack would); everything
-	 * else (tunnel traffic for the host, the node's own, frames for
-	 * other hosts, an expiring TTL the stack answers) continues to the
-	 * stack. */
+	 * straight into the pod's namespace, skipping the stack's routing,
+	 * the cilium_host hop and the pod's veth (TTL decremented as the
+	 * stack would); everything else (tunnel traffic for the host, the
+	 * node's own, frames for other hosts, an expiring TTL the stack
+	 * answers) continues to the stack. */
 	dst = lookup_endpoint4(ip4->daddr);
 	ttl = ip4->ttl;
 	if (!dst || (dst->flags & ENDPOINT_F_HOST) ||
@@ -123,7 +123,7 @@ int cil_from_netdev(struct __sk_buff *skb)
 	dst_id = dst->lxc_id;
 	dst_label = dst->sec_id;
 	if (ipv4_dec_ttl(skb, ttl) < 0 ||
-	    redirect_to_endpoint(skb, dst, src_identity) < 0)
+	    redirect_to_endpoint(skb, dst, src_identity, true) < 0)
 		return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS, 0,
 				 src_identity, __LINE__, FILE_HOST);
 	send_trace(skb, TRACE_TO_LXC, 0, src_identity, dst_label, dst_id,

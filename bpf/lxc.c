@@ -7,8 +7,9 @@
  *     host-side veth MAC (the pod's gateway is the router IP);
  *   - IPv4 must come from the endpoint that owns the veth (else dropped,
  *     "Invalid source ip");
- *   - IPv4 to another local endpoint is delivered by redirect (MACs
- *     rewritten, TTL decremented, source identity in skb->mark);
+ *   - IPv4 to another local endpoint is delivered straight into its
+ *     namespace (MACs rewritten, TTL decremented, source identity in
+ *     skb->mark);
  *   - with tunnel routing, IPv4 to a prefix whose ipcache entry has a
  *     tunnel endpoint is encapsulated (VNI = the pod's identity, TTL
  *     decremented; lib/tunnel.h) and sent towards the remote node;
@@ -79,7 +80,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb)
 
 		dst_label = dst->sec_id;
 		if (ipv4_dec_ttl(skb, ttl) < 0 ||
-		    redirect_to_endpoint(skb, dst, src_identity) < 0)
+		    redirect_to_endpoint(skb, dst, src_identity, true) < 0)
 			return send_drop(skb, DROP_WRITE_ERROR, METRIC_EGRESS,
 					 src_id, src_identity, __LINE__,
 					 FILE_LXC);

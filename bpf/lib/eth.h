@@ -3,6 +3,7 @@
 #ifndef CILIUM_LIB_ETH_H
 #define CILIUM_LIB_ETH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "common.h"
 
@@ -33,16 +34,27 @@ static __always_inline int ipv4_dec_ttl(struct __sk_buff *skb, __u8 ttl)
 
 /*
  * Deliver to a local endpoint: MACs for the pod, the source identity in the
- * mark, redirect to the egress of its host-side veth (= into the pod).
+ * mark. From a tc ingress hook the packet goes straight into the pod's
+ * namespace, received by its end of the veth (bpf_redirect_peer: no
+ * transmit through the host-side veth and no second pass through the
+ * backlog queue); the frame is then not parsed again, so it is marked as
+ * addressed to the pod. From an egress hook (cilium_host) it is sent
+ * through the host-side veth.
  */
 static __always_inline int redirect_to_endpoint(struct __sk_buff *skb,
 						const struct endpoint_info *ep,
-						__u32 src_identity)
+						__u32 src_identity,
+						bool at_ingress)
 {
 	if (eth_rewrite(skb, ep->mac, ep->node_mac) < 0)
 		return -1;
 	skb->mark = identity_to_mark(src_identity);
-	return bpf_redirect(ep->ifindex, 0);
+	if (!at_ingress)
+		return bpf_redirect(ep->ifindex, 0);
+	if (skb->pkt_type != PACKET_HOST &&
+	    bpf_skb_change_type(skb, PACKET_HOST) < 0)
+		return -1;
+	return bpf_redirect_peer(ep->ifindex, 0);
 }
 
 #endif /* CILIUM_LIB_ETH_H */

@@ -242,7 +242,7 @@ static __always_inline int overlay_to_endpoint(struct __sk_buff *skb,
 	__u32 dst_label = dst->sec_id;
 
 	if (ipv4_dec_ttl(skb, ttl) < 0 ||
-	    redirect_to_endpoint(skb, dst, src_identity) < 0)
+	    redirect_to_endpoint(skb, dst, src_identity, true) < 0)
 		return send_drop(skb, DROP_WRITE_ERROR, METRIC_INGRESS, 0,
 				 src_identity, __LINE__, FILE_OVERLAY);
 	update_metrics(skb, 0, METRIC_INGRESS, 0, 0);

@@ -12,9 +12,13 @@ const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 const SKB_SIZE: usize = 192;
+/// Offsets in `struct __sk_buff`.
+const SKB_PKT_TYPE: usize = 4;
 const SKB_MARK: usize = 8;
 /// `__sk_buff.cb[0]`.
 const SKB_CB: usize = 48;
+/// `skb->pkt_type` of a frame addressed to this host.
+const PACKET_HOST: u32 = 0;
 /// A stand-in tunnel device ifindex (no device is needed for test runs).
 const TUNNEL_IFINDEX: u32 = 42;
 
@@ -100,6 +104,9 @@ struct Run {
     verdict: u32,
     data: Vec<u8>,
     mark: u32,
+    /// `__sk_buff.pkt_type` after the run (the test device sets it from
+    /// the destination MAC: [`PACKET_HOST`] for zeros, its own address).
+    pkt_type: u32,
     /// `__sk_buff.cb[0..5]` after the run.
     cb: [u32; 5],
 }
@@ -137,6 +144,7 @@ fn run_prog(obj: &Ebpf, name: &str, pkt: &[u8], cb: [u32; 5]) -> Run {
         verdict: res.return_value,
         data: out,
         mark: word(SKB_MARK),
+        pkt_type: word(SKB_PKT_TYPE),
         cb: std::array::from_fn(|i| word(SKB_CB + 4 * i)),
     }
 }
@@ -264,11 +272,16 @@ fn arp_request_for_gateway_is_answered_with_node_mac() {
 #[test]
 fn ipv4_to_local_endpoint_is_redirected_with_rewritten_macs() {
     let (mut dp, _dir) = setup();
+    // Addressed to the host-side veth's MAC: another host's for the
+    // test device, hence not PACKET_HOST on the way in.
     let pkt = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, IP_B);
     let r = run(&dp, Program::FromContainer, &pkt);
     assert_eq!(r.verdict, TC_ACT_REDIRECT);
     assert_eq!(&r.data[0..6], &MAC_B);
     assert_eq!(&r.data[6..12], &NODE_MAC_B);
+    // Delivered into the pod's namespace without being parsed again: the
+    // program marks the frame as addressed to the pod.
+    assert_eq!(r.pkt_type, PACKET_HOST);
     assert_eq!(r.data[14 + 8], 63, "TTL decremented");
     assert_eq!(csum(&r.data[14..34]), 0, "IPv4 checksum still valid");
     assert_eq!(&r.data[34..], &pkt[34..], "payload untouched");
@@ -334,7 +347,7 @@ fn host_program_redirects_to_endpoint() {
     let elsewhere = ipv4_packet([0; 6], [0; 6], ROUTER, Ipv4Addr::new(10, 0, 1, 5));
     assert_eq!(run(&dp, Program::FromHost, &elsewhere).verdict, TC_ACT_OK);
     assert_eq!(run(&dp, Program::ToHost, &pkt).verdict, TC_ACT_OK);
-    // From another node (native routing): straight to the local pod,
+    // From another node (native routing): straight into the local pod,
     // forwarded as the stack would (TTL decremented, checksum fixed), the
     // source's identity in the mark (world: not in the ipcache).
     let from_peer = ipv4_packet([0; 6], [0; 6], REMOTE_POD, IP_B);
@@ -717,6 +730,7 @@ fn assert_delivered_to_b(dp: &mut Datapath, r: &Run, inner: &[u8], vni: u32) {
     assert_eq!(r.data[14 + 8], 63, "TTL decremented");
     assert_eq!(&r.data[12..], &ttl_decremented(inner)[12..]);
     assert_eq!(r.mark, identity_mark(vni), "identity from the VNI");
+    assert_eq!(r.pkt_type, PACKET_HOST, "for the pod, not parsed again");
     let t = next_trace(dp);
     assert_eq!(t.obs_point, c::TRACE_FROM_OVERLAY);
     assert_eq!(

@@ -1,8 +1,9 @@
 //! Real packets through the datapath: a "node" namespace with
 //! `cilium_host` and two pod namespaces plumbed with
 //! `create_endpoint_link`, the programs loaded and attached there. Pings
-//! pod to pod (redirect path) and node to pod (via `cilium_host`), survive
-//! a dropped (exited) loader, and reload. Needs root, iproute2 and ping
+//! and bulk TCP pod to pod (redirect path, straight into the other pod's
+//! namespace), node to pod (via `cilium_host`), surviving a dropped
+//! (exited) loader, and reload. Needs root, iproute2 and ping
 //! (scripts/setup.sh); fails without them. Only namespaces and bpffs
 //! directories named `dpt<pid>-*` are touched, and removed on drop.
 
@@ -12,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{BpfDir, Netns, in_netns};
+use common::{BpfDir, Netns, in_netns, tcp_bulk};
 
 use datapath::net::{self, Route};
 use datapath::{Datapath, DatapathConfig, EndpointInfo, Notification};
@@ -116,6 +117,28 @@ fn pods_on_one_node_talk_through_the_datapath() {
             (seen.source, seen.src_label, seen.dst_label),
             (11, 1001, 1002)
         );
+
+        // Delivered straight into pod2's namespace: pod2's eth0 receives
+        // the requests, the host-side veth never transmits them; one
+        // forwarding hop (TTL 64 -> 63); the stack forwards nothing.
+        let stats = || {
+            (
+                pod2.dev_stat("eth0", "rx_packets"),
+                node.dev_stat("lxcdpt1", "tx_packets"),
+            )
+        };
+        let forwarded = node.forwarded();
+        let (rx, tx) = stats();
+        let (ok, out) = pod1.ping_with(POD2, &[]);
+        assert!(ok && out.contains("ttl=63"), "{out}");
+        let (rx2, tx2) = stats();
+        assert!(
+            rx2 - rx > tx2 - tx,
+            "pod2 eth0 rx {rx}->{rx2}, lxcdpt1 tx {tx}->{tx2}"
+        );
+        // Bulk TCP (GSO packets) the same way: every byte arrives.
+        assert_eq!(tcp_bulk(&pod1, &pod2, POD2, 16 << 20), 16 << 20);
+        assert_eq!(node.forwarded(), forwarded);
 
         assert!(node.ping(POD1), "node -> pod1 via cilium_host");
 

@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{BpfDir, Netns, in_netns, run};
+use common::{BpfDir, Netns, in_netns, run, tcp_bulk};
 use datapath::net::{self, Route};
 use datapath::{
     Datapath, DatapathConfig, EndpointInfo, IpcacheEntry, TunnelConfig, TunnelProtocol,
@@ -201,69 +201,6 @@ fn parse_vxlan_pcap(pcap: &[u8]) -> Vec<Vxlan> {
     out
 }
 
-/// Packets received and sent by `cilium_vxlan` in `ns`.
-fn vxlan_dev_packets(ns: &Netns) -> (u64, u64) {
-    let stat = |what: &str| -> u64 {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns.0, "cat"])
-            .arg(format!("/sys/class/net/cilium_vxlan/statistics/{what}"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
-    (stat("rx_packets"), stat("tx_packets"))
-}
-
-/// Send `bytes` of a byte pattern over one TCP connection from `client`
-/// to a listener in `server_ns` on `ip`; returns how many bytes arrived
-/// intact (the stream stops counting at the first wrong byte).
-fn tcp_bulk(client: &Netns, server_ns: &Netns, ip: Ipv4Addr, bytes: usize) -> usize {
-    use std::io::{Read, Write};
-    use std::net::{Shutdown, TcpListener, TcpStream};
-
-    let pattern = |i: usize| (i % 251) as u8;
-    let listener = in_netns(server_ns, async || TcpListener::bind((ip, 0)).unwrap());
-    let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let (mut good, mut buf) = (0, vec![0u8; 1 << 16]);
-        loop {
-            let n = conn.read(&mut buf).unwrap();
-            if n == 0 {
-                return good;
-            }
-            for &b in &buf[..n] {
-                if b != pattern(good) {
-                    return good;
-                }
-                good += 1;
-            }
-        }
-    });
-    let mut conn = in_netns(client, async || TcpStream::connect(addr).unwrap());
-    let data: Vec<u8> = (0..bytes).map(pattern).collect();
-    conn.write_all(&data).unwrap();
-    conn.shutdown(Shutdown::Write).unwrap();
-    server.join().unwrap()
-}
-
-/// One `ping -M do -s <size>` from `ns`: success and combined output.
-fn ping_df(ns: &Netns, dst: Ipv4Addr, size: u32) -> (bool, String) {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &ns.0, "ping", "-c", "1", "-W", "2", "-M", "do",
-        ])
-        .args(["-s", &size.to_string(), &dst.to_string()])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[test]
 fn two_nodes_talk_through_vxlan_with_the_identity_in_the_vni() {
     let pid = std::process::id();
@@ -331,17 +268,23 @@ fn two_nodes_talk_through_vxlan_with_the_identity_in_the_vni() {
     );
     // The programs encapsulate and decapsulate pod traffic themselves:
     // cilium_vxlan never carried it.
+    let vxlan_dev_packets = |n: &Node| {
+        let stat = |what| n.ns.dev_stat("cilium_vxlan", what);
+        (stat("rx_packets"), stat("tx_packets"))
+    };
     for n in [&n1, &n2] {
         assert_eq!(
-            vxlan_dev_packets(&n.ns),
+            vxlan_dev_packets(n),
             (0, 0),
             "cilium_vxlan rx/tx in {}",
             n.ns.0
         );
     }
     // Bulk TCP (GSO packets through encapsulation and decapsulation): every
-    // byte arrives.
+    // byte arrives, and the node stacks forward none of it.
+    let forwarded = [n1.ns.forwarded(), n2.ns.forwarded()];
     assert_eq!(tcp_bulk(&n1.pod, &n2.pod, n2.pod_ip, 32 << 20), 32 << 20);
+    assert_eq!([n1.ns.forwarded(), n2.ns.forwarded()], forwarded);
 
     // Node to remote pod (cil_from_host): VNI = the host identity 1.
     let seen = capture(&n1.ns, "dptu1", 2, || {
@@ -351,9 +294,9 @@ fn two_nodes_talk_through_vxlan_with_the_identity_in_the_vni() {
     assert_eq!(seen[1].vni, n2.pod_identity, "{seen:?}");
 
     // The pod route MTU 1450: 1422 bytes of payload fit, 1423 do not.
-    let (ok, out) = ping_df(&n1.pod, n2.pod_ip, 1422);
+    let (ok, out) = n1.pod.ping_with(n2.pod_ip, &["-M", "do", "-s", "1422"]);
     assert!(ok, "ping -M do -s 1422: {out}");
-    let (ok, out) = ping_df(&n1.pod, n2.pod_ip, 1423);
+    let (ok, out) = n1.pod.ping_with(n2.pod_ip, &["-M", "do", "-s", "1423"]);
     assert!(!ok, "ping -M do -s 1423 must fail: {out}");
     assert!(
         out.contains("message too long, mtu=1450"),
