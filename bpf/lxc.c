@@ -13,12 +13,17 @@
  *   - with tunnel routing, IPv4 to a prefix whose ipcache entry has a
  *     tunnel endpoint is encapsulated (VNI = the pod's identity, TTL
  *     decremented; lib/tunnel.h) and sent towards the remote node;
- *   - anything else goes to the kernel stack (FIB, native routing).
+ *   - IPv4 the kernel would forward (to another node in native routing,
+ *     or beyond) is routed here: FIB lookup, TTL decremented, out of the
+ *     device the FIB names (lib/fib.h);
+ *   - anything else goes to the kernel stack: the node's own addresses,
+ *     and what the kernel must answer (ICMP errors, fragmentation).
  */
 #include "lib/common.h"
 #include "lib/events.h"
 #include "lib/eth.h"
 #include "lib/arp.h"
+#include "lib/fib.h"
 #include "lib/tunnel.h"
 
 static __always_inline int handle_arp(struct __sk_buff *skb)
@@ -117,11 +122,33 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb)
 		}
 	}
 
-	/* To the stack: the kernel FIB routes it (or delivers it locally). */
-	dst_label = daddr == ROUTER_IP ? IDENTITY_HOST : lookup_identity4(daddr);
+	/* Host routing: out of the device the FIB names, skipping the
+	 * stack, when the stack would only forward it there. */
+	if (daddr != ROUTER_IP) {
+		struct bpf_fib_lookup fib = {};
+
+		if (fib_forward4(skb, ip4, &fib)) {
+			if (ipv4_dec_ttl(skb, ttl) < 0)
+				return send_drop(skb, DROP_WRITE_ERROR,
+						 METRIC_EGRESS, src_id,
+						 src_identity, __LINE__,
+						 FILE_LXC);
+			update_metrics(skb, 0, METRIC_EGRESS, 0, 0);
+			send_trace_to4(skb, TRACE_TO_NETWORK, src_id,
+				       src_identity, daddr, fib.ifindex);
+			return redirect_nexthop4(&fib);
+		}
+	}
+
+	/* To the stack: the node itself, and what the kernel must answer
+	 * or route (ICMP errors, fragmentation, local addresses). */
 	update_metrics(skb, 0, METRIC_EGRESS, 0, 0);
-	send_trace(skb, daddr == ROUTER_IP ? TRACE_TO_HOST : TRACE_TO_STACK,
-		   src_id, src_identity, dst_label, 0, skb->ifindex);
+	if (daddr == ROUTER_IP)
+		send_trace(skb, TRACE_TO_HOST, src_id, src_identity,
+			   IDENTITY_HOST, 0, skb->ifindex);
+	else
+		send_trace_to4(skb, TRACE_TO_STACK, src_id, src_identity, daddr,
+			       skb->ifindex);
 	return TC_ACT_OK;
 }
 

@@ -136,6 +136,7 @@ struct metrics_value {
 #define TRACE_FROM_HOST		7
 #define TRACE_FROM_OVERLAY	9
 #define TRACE_FROM_NETWORK	10
+#define TRACE_TO_NETWORK	11
 
 /* Trace reasons. */
 #define TRACE_REASON_UNKNOWN	0

@@ -83,15 +83,13 @@ static __always_inline void fill_headers(struct __sk_buff *skb,
 	cap->version = version;
 }
 
-static __always_inline void send_trace(struct __sk_buff *skb, __u8 obs_point,
+/* A trace notification, whether or not trace_wanted. */
+static __always_inline void emit_trace(struct __sk_buff *skb, __u8 obs_point,
 				       __u16 source, __u32 src_label,
 				       __u32 dst_label, __u16 dst_id,
 				       __u32 ifindex)
 {
 	struct trace_event *ev;
-
-	if (!trace_wanted(skb))
-		return;
 
 	ev = bpf_ringbuf_reserve(&cilium_events, sizeof(*ev), 0);
 	if (!ev)
@@ -106,6 +104,29 @@ static __always_inline void send_trace(struct __sk_buff *skb, __u8 obs_point,
 	ev->msg.ifindex = ifindex;
 	ev->msg.cap.len_cap = capture(skb, ev->data);
 	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline void send_trace(struct __sk_buff *skb, __u8 obs_point,
+				       __u16 source, __u32 src_label,
+				       __u32 dst_label, __u16 dst_id,
+				       __u32 ifindex)
+{
+	if (trace_wanted(skb))
+		emit_trace(skb, obs_point, source, src_label, dst_label, dst_id,
+			   ifindex);
+}
+
+/* send_trace for a packet to `daddr`, not a local endpoint: its identity
+ * comes from the ipcache, looked up only for a packet that is reported
+ * (aggregation skips most of a bulk transfer). */
+static __always_inline void send_trace_to4(struct __sk_buff *skb,
+					   __u8 obs_point, __u16 source,
+					   __u32 src_label, __u32 daddr,
+					   __u32 ifindex)
+{
+	if (trace_wanted(skb))
+		emit_trace(skb, obs_point, source, src_label,
+			   lookup_identity4(daddr), 0, ifindex);
 }
 
 /* Count a drop, notify it, and return TC_ACT_SHOT. */

@@ -23,6 +23,7 @@
 #include "common.h"
 #include "eth.h"
 #include "events.h"
+#include "fib.h"
 
 /* Patched at load time: non-zero with tunnel routing, and the ifindex of
  * cilium_vxlan / cilium_geneve. */
@@ -38,9 +39,6 @@ volatile const __u32 TUNNEL_PORT = 0;
 
 #define TUNNEL_TTL	64
 
-#ifndef AF_INET
-#define AF_INET		2
-#endif
 /* Newer kernels clear the UDP-tunnel GSO state on decapsulation when
  * asked; older ones reject the flag (-EINVAL) and the call is repeated
  * without it. */
@@ -203,13 +201,8 @@ static __always_inline int encap_and_redirect(struct __sk_buff *skb,
 		return encap_via_device(skb, endpoint, src_identity);
 	if (vxlan_push(skb, endpoint, src_identity, fib.dmac, fib.smac) < 0)
 		return -1;
-	if (ret == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		struct bpf_redir_neigh nh = {};
-
-		nh.nh_family = AF_INET;
-		nh.ipv4_nh = fib.ipv4_dst;	/* the next hop the FIB chose */
-		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
-	}
+	if (ret == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return redirect_nexthop4(&fib);
 	return bpf_redirect(fib.ifindex, 0);
 }
 

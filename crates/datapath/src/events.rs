@@ -16,7 +16,7 @@ use crate::{Error, Result};
 pub struct TraceNotification {
     /// Observation point (`TRACE_TO_LXC` 0, `TRACE_TO_HOST` 2,
     /// `TRACE_TO_STACK` 3, `TRACE_TO_OVERLAY` 4, `TRACE_FROM_HOST` 7,
-    /// `TRACE_FROM_OVERLAY` 9, ...).
+    /// `TRACE_FROM_OVERLAY` 9, `TRACE_TO_NETWORK` 11, ...).
     pub obs_point: u8,
     /// Endpoint ID that emitted it (0 = host).
     pub source: u16,

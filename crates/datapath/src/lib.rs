@@ -12,6 +12,13 @@
 //!   tunnel device, an endpoint's veth pair plumbed into a pod namespace,
 //!   routes, sysctls.
 //!
+//! Host routing: the endpoint program routes pod traffic the kernel would
+//! forward (to other nodes in native routing, or beyond) itself, with a
+//! FIB lookup and a redirect to the device the FIB names; packets for a
+//! local pod, from the native devices or another pod, go straight into
+//! the pod's namespace. The nodes' IP stacks only see traffic for the
+//! node itself and what they must answer (ICMP errors, fragmentation).
+//!
 //! Tunnel routing ([`DatapathConfig::tunnel`]): the endpoint and host
 //! programs encapsulate packets to ipcache prefixes that have a tunnel
 //! endpoint (VNI = source security identity). VXLAN is encapsulated in BPF

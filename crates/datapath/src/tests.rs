@@ -17,6 +17,7 @@ const SKB_PKT_TYPE: usize = 4;
 const SKB_MARK: usize = 8;
 /// `__sk_buff.cb[0]`.
 const SKB_CB: usize = 48;
+const SKB_GSO_SIZE: usize = 176;
 /// `skb->pkt_type` of a frame addressed to this host.
 const PACKET_HOST: u32 = 0;
 /// A stand-in tunnel device ifindex (no device is needed for test runs).
@@ -111,23 +112,36 @@ struct Run {
     cb: [u32; 5],
 }
 
+/// The `__sk_buff` fields a test run starts with.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ctx {
+    cb: [u32; 5],
+    /// Non-zero: a GSO packet of segments with this much payload.
+    gso_size: u32,
+}
+
 fn run(dp: &Datapath, p: Program, pkt: &[u8]) -> Run {
+    run_ctx(dp, p, pkt, Ctx::default())
+}
+
+fn run_ctx(dp: &Datapath, p: Program, pkt: &[u8], ctx: Ctx) -> Run {
     let obj = match p {
         Program::FromContainer => &dp.lxc_obj,
         Program::FromOverlay => &dp.overlay_obj,
         Program::FromHost | Program::ToHost | Program::FromNetdev => &dp.host_obj,
     };
-    run_prog(obj, p.name(), pkt, [0; 5])
+    run_prog(obj, p.name(), pkt, ctx)
 }
 
-/// Run program `name` of `obj` on `pkt` with `__sk_buff.cb` set to `cb`.
-fn run_prog(obj: &Ebpf, name: &str, pkt: &[u8], cb: [u32; 5]) -> Run {
+/// Run program `name` of `obj` on `pkt` with the `__sk_buff` of `ctx`.
+fn run_prog(obj: &Ebpf, name: &str, pkt: &[u8], ctx: Ctx) -> Run {
     let prog: &SchedClassifier = obj.program(name).unwrap().try_into().unwrap();
     let mut out = vec![0u8; pkt.len() + 256];
     let mut ctx_in = [0u8; SKB_SIZE];
-    for (i, v) in cb.iter().enumerate() {
+    for (i, v) in ctx.cb.iter().enumerate() {
         ctx_in[SKB_CB + 4 * i..SKB_CB + 4 * i + 4].copy_from_slice(&v.to_ne_bytes());
     }
+    ctx_in[SKB_GSO_SIZE..SKB_GSO_SIZE + 4].copy_from_slice(&ctx.gso_size.to_ne_bytes());
     let mut ctx = [0u8; SKB_SIZE];
     let res = prog
         .test_run(TestRunOptions {
@@ -464,6 +478,15 @@ const REMOTE_NODE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x65];
 const NO_NEIGH_NODE: Ipv4Addr = Ipv4Addr::new(192, 168, 20, 5);
 const UNROUTABLE_NODE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 
+/// Run a command (iproute2, sysctl), which must succeed.
+fn run_cmd(cmd: &[&str]) {
+    let st = std::process::Command::new(cmd[0])
+        .args(&cmd[1..])
+        .status()
+        .unwrap();
+    assert!(st.success(), "{cmd:?}");
+}
+
 /// Run `f` on a thread in a new network namespace (BPF_PROG_TEST_RUN and
 /// bpf_fib_lookup use the caller's) with an underlay: veth `und0`
 /// (LOCAL_NODE/24, UNDERLAY_MAC, MTU 1500), REMOTE_NODE as a permanent
@@ -513,11 +536,7 @@ fn in_underlay_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
                 ],
                 vec!["sysctl", "-qw", "net.ipv4.ip_forward=1"],
             ] {
-                let st = std::process::Command::new(cmd[0])
-                    .args(&cmd[1..])
-                    .status()
-                    .unwrap();
-                assert!(st.success(), "{cmd:?}");
+                run_cmd(&cmd);
             }
             f()
         })
@@ -633,7 +652,7 @@ fn pod_to_remote_pod_is_encapsulated_with_its_identity_as_vni() {
         let big = sized_ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD, 1460);
         let pkt4 = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, Ipv4Addr::new(10, 0, 4, 9));
         for (p, node) in [(&pkt4, UNROUTABLE_NODE), (&big, REMOTE_NODE)] {
-            let k = run_prog(&obj, "test_from_container_key", p, [0; 5]);
+            let k = run_prog(&obj, "test_from_container_key", p, Ctx::default());
             assert_eq!(k.verdict, TC_ACT_REDIRECT);
             assert_eq!((k.cb[3], k.cb[0], k.cb[2]), (1, 1000, 64), "a tunnel key");
             assert_eq!(Ipv4Addr::from(k.cb[1]), node);
@@ -641,14 +660,14 @@ fn pod_to_remote_pod_is_encapsulated_with_its_identity_as_vni() {
         }
         // One byte less fits: encapsulated here.
         let fits = sized_ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD, 1450);
-        let k = run_prog(&obj, "test_from_container_key", &fits, [0; 5]);
+        let k = run_prog(&obj, "test_from_container_key", &fits, Ctx::default());
         assert_eq!((k.verdict, k.cb[3]), (TC_ACT_REDIRECT, 0));
         assert_eq!(k.data.len(), fits.len() + 50);
 
         // No tunnel endpoint, or no ipcache entry: the stack, no key.
         for dst in [Ipv4Addr::new(10, 0, 2, 5), Ipv4Addr::new(192, 168, 10, 101)] {
             let p = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, dst);
-            let k = run_prog(&obj, "test_from_container_key", &p, [0; 5]);
+            let k = run_prog(&obj, "test_from_container_key", &p, Ctx::default());
             assert_eq!((k.verdict, k.cb[3]), (TC_ACT_OK, 0), "{dst}");
             assert_eq!(k.data, p);
         }
@@ -680,6 +699,127 @@ fn native_mode_ignores_tunnel_endpoints() {
         &ipv4_packet([0; 6], [0; 6], ROUTER, REMOTE_POD),
     );
     assert_eq!(h.verdict, TC_ACT_OK);
+}
+
+/// Ethernet + IPv4 + TCP (20-byte header, ACK) from `src` to `dst` with
+/// `payload` bytes of data (checksums other than IPv4's are not filled in).
+fn tcp_packet(dmac: [u8; 6], smac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, payload: u16) -> Vec<u8> {
+    let mut p = ipv4_packet(dmac, smac, src, dst);
+    p.truncate(34);
+    p[23] = 6; // TCP
+    p.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51, 0, 0, 0, 1, 0, 0, 0, 1]);
+    p.extend_from_slice(&[0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    p.resize(p.len() + usize::from(payload), 0xab);
+    let ip_len = (p.len() - 14) as u16;
+    p[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    refresh_ipv4_csum(&mut p);
+    p
+}
+
+#[test]
+fn pod_traffic_the_kernel_would_forward_is_routed_by_the_programs() {
+    in_underlay_netns(|| {
+        let (mut dp, _dir) = setup();
+        remote_node_entries(&dp);
+        // Native routing: another node's pod CIDR via that node, one
+        // behind a next hop without a neighbour entry, one with a route
+        // MTU (locked: forwarding ignores an unlocked route MTU, in the
+        // stack and in the FIB helper alike), and a route back out of the
+        // endpoint's own device.
+        let remote = REMOTE_NODE.to_string();
+        for route in [
+            &["10.0.1.0/24", "via", &remote, "dev", "und0"][..],
+            &["10.0.3.0/24", "via", "192.168.10.102", "dev", "und0"],
+            &[
+                "10.0.6.0/24",
+                "via",
+                &remote,
+                "dev",
+                "und0",
+                "mtu",
+                "lock",
+                "1400",
+            ],
+            &["10.0.7.0/24", "dev", "lo"],
+        ] {
+            run_cmd(&[&["ip", "route", "add"][..], route].concat());
+        }
+        let und0 = nix::net::if_::if_nametoindex("und0").unwrap();
+
+        // To a pod on another node (addressed to the pod's gateway, the
+        // test device): TTL decremented, out of und0 to the next hop, whose
+        // neighbour entry writes the MACs.
+        let pkt = ipv4_packet([0; 6], MAC_A, IP_A, REMOTE_POD);
+        let r = run(&dp, Program::FromContainer, &pkt);
+        assert_eq!(r.verdict, TC_ACT_REDIRECT);
+        assert_eq!(r.data, ttl_decremented(&pkt));
+        assert_eq!(r.mark, 0);
+        let t = next_trace(&mut dp);
+        assert_eq!(t.obs_point, c::TRACE_TO_NETWORK);
+        assert_eq!((t.source, t.src_label, t.dst_label), (100, 1000, REMOTE_ID));
+        assert_eq!((t.dst_id, t.ifindex), (0, und0), "the device the FIB names");
+        assert!(metric(&dp, 0, 2) >= 1);
+        // A next hop to resolve, and a packet that just fits the route
+        // MTU: forwarded all the same.
+        let no_neigh = ipv4_packet([0; 6], MAC_A, IP_A, Ipv4Addr::new(10, 0, 3, 9));
+        let fits = sized_ipv4_packet([0; 6], MAC_A, IP_A, Ipv4Addr::new(10, 0, 6, 9), 1400);
+        for p in [&no_neigh, &fits] {
+            let r = run(&dp, Program::FromContainer, p);
+            assert_eq!((r.verdict, &r.data), (TC_ACT_REDIRECT, &ttl_decremented(p)));
+            assert_eq!(next_trace(&mut dp).ifindex, und0);
+        }
+        // GSO packets are checked segment by segment: 20 + 20 + 1360
+        // bytes fit the route MTU of 1400, one more byte does not.
+        let gso = tcp_packet([0; 6], MAC_A, IP_A, Ipv4Addr::new(10, 0, 6, 9), 3000);
+        for (gso_size, verdict) in [(1360, TC_ACT_REDIRECT), (1361, TC_ACT_OK)] {
+            let r = run_ctx(
+                &dp,
+                Program::FromContainer,
+                &gso,
+                Ctx {
+                    gso_size,
+                    ..Ctx::default()
+                },
+            );
+            assert_eq!(r.verdict, verdict, "gso_size {gso_size}");
+        }
+
+        // The stack's, untouched: the node's own address, no route, too
+        // big for the route (the stack sends "fragmentation needed"),
+        // TTL 1 ("time exceeded"), IP options, a frame for another host,
+        // back out of the endpoint's device (an ICMP redirect).
+        let too_big = sized_ipv4_packet([0; 6], MAC_A, IP_A, Ipv4Addr::new(10, 0, 6, 9), 1401);
+        let mut expiring = pkt.clone();
+        expiring[14 + 8] = 1;
+        refresh_ipv4_csum(&mut expiring);
+        let mut options = pkt.clone();
+        options[14] = 0x46;
+        options.splice(34..34, [1, 1, 1, 0]); // NOP NOP NOP EOL
+        options[17] += 4;
+        refresh_ipv4_csum(&mut options);
+        let for_other_host = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, REMOTE_POD);
+        let back = ipv4_packet([0; 6], MAC_A, IP_A, Ipv4Addr::new(10, 0, 7, 1));
+        for (what, p) in [
+            ("own address", ipv4_packet([0; 6], MAC_A, IP_A, LOCAL_NODE)),
+            (
+                "no route",
+                ipv4_packet([0; 6], MAC_A, IP_A, UNROUTABLE_NODE),
+            ),
+            ("too big", too_big),
+            ("TTL 1", expiring),
+            ("IP options", options),
+            ("another host's frame", for_other_host),
+            ("back where it came from", back),
+        ] {
+            let r = run(&dp, Program::FromContainer, &p);
+            assert_eq!((r.verdict, &r.data), (TC_ACT_OK, &p), "{what}");
+            let t = next_trace(&mut dp);
+            assert_eq!((t.obs_point, t.ifindex), (c::TRACE_TO_STACK, 1), "{what}");
+        }
+        // Forwarding off on the endpoint's device: the stack's too.
+        run_cmd(&["sysctl", "-qw", "net.ipv4.conf.lo.forwarding=0"]);
+        assert_eq!(run(&dp, Program::FromContainer, &pkt).verdict, TC_ACT_OK);
+    });
 }
 
 #[test]
@@ -808,17 +948,19 @@ fn overlay_ingress_delivers_with_the_identity_from_the_vni() {
     let obj = tunnel_test_obj(&dp);
     let pkt = from_remote_pod(IP_B);
     let vni = 4242; // deliberately not the ipcache identity of the source
-    let r = run_prog(
-        &obj,
-        "test_from_overlay_key",
-        &pkt,
-        [vni, u32::from(REMOTE_NODE), 0, 0, 0],
-    );
+    let cb = [vni, u32::from(REMOTE_NODE), 0, 0, 0];
+    let r = run_prog(&obj, "test_from_overlay_key", &pkt, Ctx { cb, gso_size: 0 });
     assert_delivered_to_b(&mut dp, &r, &pkt, vni);
 
     // Not a local endpoint (e.g. the router IP): to the stack, untouched.
     let host = from_remote_pod(ROUTER);
-    let r = run_prog(&obj, "test_from_overlay_key", &host, [vni, 1, 0, 0, 0]);
+    let cb = [vni, 1, 0, 0, 0];
+    let r = run_prog(
+        &obj,
+        "test_from_overlay_key",
+        &host,
+        Ctx { cb, gso_size: 0 },
+    );
     assert_eq!((r.verdict, r.mark), (TC_ACT_OK, 0));
     assert_eq!(r.data, host);
 
