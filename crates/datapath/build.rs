@@ -34,7 +34,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CILIUM_REQUIRE_BPF");
     let clang = has_clang();
     if !clang && env::var_os("CILIUM_REQUIRE_BPF").is_some() {
-        panic!("{CLANG} is required to build the datapath: run scripts/setup.sh (apt-get install clang-19 llvm-19 libbpf-dev)");
+        panic!(
+            "{CLANG} is required to build the datapath: run scripts/setup.sh (apt-get install clang-19 llvm-19 libbpf-dev)"
+        );
     }
     for name in OBJECTS {
         if clang {
