@@ -259,6 +259,7 @@ fn metric(dp: &Datapath, reason: u8, dir: u8) -> u64 {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn arp_request_for_gateway_is_answered_with_node_mac() {
     let (dp, _dir) = setup();
     let r = run(
@@ -284,6 +285,7 @@ fn arp_request_for_gateway_is_answered_with_node_mac() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn ipv4_to_local_endpoint_is_redirected_with_rewritten_macs() {
     let (mut dp, _dir) = setup();
     // Addressed to the host-side veth's MAC: another host's for the
@@ -315,6 +317,7 @@ fn ipv4_to_local_endpoint_is_redirected_with_rewritten_macs() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn ipv4_elsewhere_goes_to_the_stack() {
     let (dp, _dir) = setup();
     let pkt = ipv4_packet(NODE_MAC_A, MAC_A, IP_A, Ipv4Addr::new(192, 168, 10, 101));
@@ -325,6 +328,7 @@ fn ipv4_elsewhere_goes_to_the_stack() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn spoofed_source_is_dropped_and_counted() {
     let (dp, _dir) = setup();
     // Unknown source address.
@@ -349,6 +353,7 @@ fn spoofed_source_is_dropped_and_counted() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn host_program_redirects_to_endpoint() {
     let (dp, _dir) = setup();
     let pkt = ipv4_packet([0; 6], [0; 6], ROUTER, IP_B);
@@ -386,6 +391,7 @@ fn host_program_redirects_to_endpoint() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn maps_round_trip_and_survive_reload() {
     let (dp, dir) = setup();
     let net: Ipv4Net = "10.0.1.0/24".parse().unwrap();
@@ -606,6 +612,7 @@ fn ttl_decremented(pkt: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn pod_to_remote_pod_is_encapsulated_with_its_identity_as_vni() {
     in_underlay_netns(|| {
         let (mut dp, _dir) = setup_with(Some(VXLAN));
@@ -686,6 +693,7 @@ fn pod_to_remote_pod_is_encapsulated_with_its_identity_as_vni() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn native_mode_ignores_tunnel_endpoints() {
     let (dp, _dir) = setup();
     remote_node_entries(&dp);
@@ -717,6 +725,7 @@ fn tcp_packet(dmac: [u8; 6], smac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, payloa
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn pod_traffic_the_kernel_would_forward_is_routed_by_the_programs() {
     in_underlay_netns(|| {
         let (mut dp, _dir) = setup();
@@ -823,6 +832,7 @@ fn pod_traffic_the_kernel_would_forward_is_routed_by_the_programs() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn host_to_remote_pod_is_encapsulated_with_the_host_identity() {
     in_underlay_netns(|| {
         let (mut dp, _dir) = setup_with(Some(VXLAN));
@@ -905,6 +915,7 @@ fn vxlan_frame(dst: Ipv4Addr, port: u16, vni: u32, inner: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn vxlan_to_a_local_pod_is_decapsulated_on_the_native_device() {
     let (mut dp, _dir) = setup_with(Some(VXLAN));
     remote_node_entries(&dp);
@@ -942,6 +953,7 @@ fn vxlan_to_a_local_pod_is_decapsulated_on_the_native_device() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn overlay_ingress_delivers_with_the_identity_from_the_vni() {
     let (mut dp, _dir) = setup_with(Some(VXLAN));
     remote_node_entries(&dp);

@@ -32,6 +32,7 @@ fn forwarded(dp: &Datapath) -> u64 {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn pods_on_one_node_talk_through_the_datapath() {
     let pid = std::process::id();
     let node = Netns::new(format!("dpt{pid}-node"));

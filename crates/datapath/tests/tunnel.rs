@@ -202,6 +202,7 @@ fn parse_vxlan_pcap(pcap: &[u8]) -> Vec<Vxlan> {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn two_nodes_talk_through_vxlan_with_the_identity_in_the_vni() {
     let pid = std::process::id();
     let node = |i: u8, underlay_if| Node {
@@ -331,6 +332,7 @@ fn two_nodes_talk_through_vxlan_with_the_identity_in_the_vni() {
 }
 
 #[test]
+#[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn geneve_needs_kernel_support() {
     let pid = std::process::id();
     let ns = Netns::new(format!("dpt{pid}-geneve"));
