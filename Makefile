@@ -30,10 +30,12 @@ lint: setup
 
 # Every tier: the pure tests, and the privileged ones (marked #[ignore]
 # with their reason: root, BPF objects, etcd) that need this machine's
-# setup and root.
+# setup and root; then the pure tier again as user nobody without clang
+# (proof that it needs neither), and a short run of every fuzz target.
 test: lint
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace -- --include-ignored --test-threads=2
+	bash scripts/pure-tier.sh
 	bash scripts/fuzz.sh 5
 
 # Every fuzz target for FUZZ_SECONDS (default 300) each.
