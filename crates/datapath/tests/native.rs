@@ -13,55 +13,25 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
+mod two_nodes;
 
-use common::{BpfDir, Netns, in_netns, run, tcp_bulk};
+use common::{in_netns, run, tcp_bulk};
 use datapath::net::{self, Route};
-use datapath::{Datapath, DatapathConfig, EndpointInfo, IpcacheEntry};
-use ipnet::Ipv4Net;
+use two_nodes::{Node, Plan, prepare, start, two_nodes};
 
-/// One node of the test.
-struct Node {
-    ns: Netns,
-    pod: Netns,
-    underlay_if: &'static str,
-    underlay_ip: Ipv4Addr,
-    router: Ipv4Addr,
-    pod_cidr: Ipv4Net,
-    pod_ip: Ipv4Addr,
-    pod_identity: u32,
-    dir: BpfDir,
-}
-
-impl Node {
-    fn new(pid: u32, i: u8, underlay_if: &'static str) -> Self {
-        Self {
-            ns: Netns::new(format!("dpt{pid}-nn{i}")),
-            pod: Netns::new(format!("dpt{pid}-np{i}")),
-            underlay_if,
-            underlay_ip: Ipv4Addr::new(192, 168, 78, i),
-            router: Ipv4Addr::new(10, 202, i, 1),
-            pod_cidr: Ipv4Net::new(Ipv4Addr::new(10, 202, i, 0), 24).unwrap(),
-            pod_ip: Ipv4Addr::new(10, 202, i, 10),
-            pod_identity: 2000 + u32::from(i),
-            dir: BpfDir(PathBuf::from(format!("/sys/fs/bpf/dpt{pid}-native{i}"))),
-        }
-    }
-}
+const PLAN: Plan = Plan {
+    tag: "n",
+    underlay: 78,
+    pods: 202,
+    identities: 2000,
+    underlay_ifs: ["dptn1", "dptn2"],
+};
 
 /// Bring up `node` in native mode with a route to `peer`'s pod CIDR and
 /// `peer`'s pod in the ipcache.
 fn setup_node(node: &Node, peer: &Node) {
     in_netns(&node.ns, async || {
-        for (k, v) in [
-            ("net.ipv4.conf.all.rp_filter", "0"),
-            ("net.ipv4.conf.default.rp_filter", "0"),
-            ("net.ipv4.ip_forward", "1"),
-        ] {
-            net::sysctl_set(k, v).unwrap();
-        }
-        net::setup_host_devices(node.router, 1500).await.unwrap();
+        prepare(node).await;
         // The agent's routes: the local pod CIDR via cilium_host, the
         // peer's via the peer.
         net::route_replace(&Route {
@@ -86,78 +56,14 @@ fn setup_node(node: &Node, peer: &Node) {
         })
         .await
         .unwrap();
-        let l = net::create_endpoint_link(
-            &node.pod.path(),
-            "lxcdpt0",
-            "eth0",
-            node.pod_ip,
-            node.router,
-            1500,
-            0,
-        )
-        .await
-        .unwrap();
-        let mut dp = Datapath::load(&DatapathConfig {
-            bpf_dir: node.dir.0.clone(),
-            router_ip: node.router,
-            node_ip: node.underlay_ip,
-            native_devices: vec![node.underlay_if.to_string()],
-            cluster_id: 0,
-            tunnel: None,
-        })
-        .unwrap();
-        dp.lxc_upsert(
-            node.pod_ip,
-            &EndpointInfo {
-                ifindex: l.host_ifindex,
-                lxc_id: 11,
-                flags: 0,
-                mac: l.container_mac,
-                node_mac: l.host_mac,
-                sec_id: node.pod_identity,
-            },
-        )
-        .unwrap();
-        dp.attach_endpoint("lxcdpt0").unwrap();
-        let world = IpcacheEntry {
-            sec_identity: 2,
-            tunnel_endpoint: None,
-            encrypt_key: 0,
-        };
-        dp.ipcache_upsert(peer.pod_cidr, &world).unwrap();
-        let pod = IpcacheEntry {
-            sec_identity: peer.pod_identity,
-            ..world
-        };
-        dp.ipcache_upsert(Ipv4Net::from(peer.pod_ip), &pod).unwrap();
+        start(node, peer, None, 0).await;
     });
 }
 
 #[test]
 #[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn pods_on_two_nodes_talk_without_the_node_stacks() {
-    let pid = std::process::id();
-    let n1 = Node::new(pid, 1, "dptn1");
-    let n2 = Node::new(pid, 2, "dptn2");
-    assert!(run(&[
-        "ip", "-n", &n1.ns.0, "link", "add", "dptn1", "type", "veth", "peer", "name", "dptn2",
-        "netns", &n2.ns.0,
-    ]));
-    for n in [&n1, &n2] {
-        let addr = format!("{}/24", n.underlay_ip);
-        let ns = n.ns.0.as_str();
-        assert!(run(&[
-            "ip",
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &addr,
-            "dev",
-            n.underlay_if
-        ]));
-        assert!(run(&["ip", "-n", ns, "link", "set", n.underlay_if, "up"]));
-    }
+    let (n1, n2) = two_nodes(&PLAN);
     setup_node(&n1, &n2);
     setup_node(&n2, &n1);
     let forwarded = || [n1.ns.forwarded(), n2.ns.forwarded()];

@@ -10,46 +10,27 @@
 //! directories are touched, and removed on drop.
 
 mod common;
+mod two_nodes;
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{BpfDir, Netns, in_netns, run, tcp_bulk};
+use common::{Netns, in_netns, run, tcp_bulk};
 use datapath::net::{self, Route};
-use datapath::{
-    Datapath, DatapathConfig, EndpointInfo, IpcacheEntry, TunnelConfig, TunnelProtocol,
-};
-use ipnet::Ipv4Net;
+use datapath::{Datapath, TunnelConfig, TunnelProtocol};
+use two_nodes::{Node, Plan, prepare, start, two_nodes};
 
 const VXLAN_PORT: u16 = 8472;
 
-/// One node of the test.
-struct Node {
-    ns: Netns,
-    pod: Netns,
-    underlay_if: &'static str,
-    underlay_ip: Ipv4Addr,
-    router: Ipv4Addr,
-    pod_cidr: Ipv4Net,
-    pod_ip: Ipv4Addr,
-    pod_identity: u32,
-    dir: BpfDir,
-}
-
-impl Node {
-    fn config(&self, tunnel: Option<TunnelConfig>) -> DatapathConfig {
-        DatapathConfig {
-            bpf_dir: self.dir.0.clone(),
-            router_ip: self.router,
-            node_ip: self.underlay_ip,
-            native_devices: vec![self.underlay_if.to_string()],
-            cluster_id: 0,
-            tunnel,
-        }
-    }
-}
+const PLAN: Plan = Plan {
+    tag: "t",
+    underlay: 77,
+    pods: 201,
+    identities: 1000,
+    underlay_ifs: ["dptu1", "dptu2"],
+};
 
 const VXLAN: TunnelConfig = TunnelConfig {
     protocol: TunnelProtocol::Vxlan,
@@ -60,14 +41,7 @@ const VXLAN: TunnelConfig = TunnelConfig {
 /// the tunnel endpoint `peer.underlay_ip`.
 fn setup_node(node: &Node, peer: &Node) {
     in_netns(&node.ns, async || {
-        for (k, v) in [
-            ("net.ipv4.conf.all.rp_filter", "0"),
-            ("net.ipv4.conf.default.rp_filter", "0"),
-            ("net.ipv4.ip_forward", "1"),
-        ] {
-            net::sysctl_set(k, v).unwrap();
-        }
-        net::setup_host_devices(node.router, 1500).await.unwrap();
+        prepare(node).await;
         let idx = net::setup_tunnel_device(TunnelProtocol::Vxlan, VXLAN_PORT)
             .await
             .unwrap();
@@ -90,43 +64,8 @@ fn setup_node(node: &Node, peer: &Node) {
         })
         .await
         .unwrap();
-        let l = net::create_endpoint_link(
-            &node.pod.path(),
-            "lxcdpt0",
-            "eth0",
-            node.pod_ip,
-            node.router,
-            1500,
-            1450,
-        )
-        .await
-        .unwrap();
-        let mut dp = Datapath::load(&node.config(Some(VXLAN))).unwrap();
-        dp.lxc_upsert(
-            node.pod_ip,
-            &EndpointInfo {
-                ifindex: l.host_ifindex,
-                lxc_id: 11,
-                flags: 0,
-                mac: l.container_mac,
-                node_mac: l.host_mac,
-                sec_id: node.pod_identity,
-            },
-        )
-        .unwrap();
-        dp.attach_endpoint("lxcdpt0").unwrap();
+        let dp = start(node, peer, Some(VXLAN), 1450).await;
         let tep = Some(peer.underlay_ip);
-        let cidr = IpcacheEntry {
-            sec_identity: 2,
-            tunnel_endpoint: tep,
-            encrypt_key: 0,
-        };
-        dp.ipcache_upsert(peer.pod_cidr, &cidr).unwrap();
-        let pod = IpcacheEntry {
-            sec_identity: peer.pod_identity,
-            ..cidr
-        };
-        dp.ipcache_upsert(Ipv4Net::from(peer.pod_ip), &pod).unwrap();
         assert!(
             dp.ipcache_dump()
                 .unwrap()
@@ -204,47 +143,7 @@ fn parse_vxlan_pcap(pcap: &[u8]) -> Vec<Vxlan> {
 #[test]
 #[ignore = "privileged: needs root and the BPF objects (clang-19); run by make test"]
 fn two_nodes_talk_through_vxlan_with_the_identity_in_the_vni() {
-    let pid = std::process::id();
-    let node = |i: u8, underlay_if| Node {
-        ns: Netns::new(format!("dpt{pid}-tn{i}")),
-        pod: Netns::new(format!("dpt{pid}-tp{i}")),
-        underlay_if,
-        underlay_ip: Ipv4Addr::new(192, 168, 77, i),
-        router: Ipv4Addr::new(10, 201, i, 1),
-        pod_cidr: Ipv4Net::new(Ipv4Addr::new(10, 201, i, 0), 24).unwrap(),
-        pod_ip: Ipv4Addr::new(10, 201, i, 10),
-        pod_identity: 1000 + u32::from(i),
-        dir: BpfDir(PathBuf::from(format!("/sys/fs/bpf/dpt{pid}-tunnel{i}"))),
-    };
-    let n1 = node(1, "dptu1");
-    let n2 = node(2, "dptu2");
-    // The underlay: one veth between the two node namespaces.
-    assert!(run(&[
-        "ip", "-n", &n1.ns.0, "link", "add", "dptu1", "type", "veth", "peer", "name", "dptu2",
-        "netns", &n2.ns.0,
-    ]));
-    for n in [&n1, &n2] {
-        let addr = format!("{}/24", n.underlay_ip);
-        assert!(run(&[
-            "ip",
-            "-n",
-            &n.ns.0,
-            "addr",
-            "add",
-            &addr,
-            "dev",
-            n.underlay_if
-        ]));
-        assert!(run(&[
-            "ip",
-            "-n",
-            &n.ns.0,
-            "link",
-            "set",
-            n.underlay_if,
-            "up"
-        ]));
-    }
+    let (n1, n2) = two_nodes(&PLAN);
     setup_node(&n1, &n2);
     setup_node(&n2, &n1);
 
