@@ -64,7 +64,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 }
 
 /// Write `bytes` to `path` atomically (tmp + fsync + rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     toolkit::write_atomic(path, bytes).map_err(io(path))
 }
 
@@ -107,7 +107,7 @@ impl StateDir {
     /// Save the IPAM state.
     pub fn save_ipam(&self, state: &IpamState) -> Result<(), StateError> {
         let bytes = serde_json::to_vec_pretty(state).expect("IPAM state serializes");
-        write_atomic(&self.ipam_path(), &bytes)
+        write_file(&self.ipam_path(), &bytes)
     }
 
     /// Load every endpoint. Files that do not decode are returned as
@@ -145,7 +145,7 @@ impl StateDir {
     /// Save one endpoint.
     pub fn save_endpoint(&self, ep: &EndpointState) -> Result<(), StateError> {
         let bytes = serde_json::to_vec_pretty(ep).expect("endpoint state serializes");
-        write_atomic(&self.endpoint_path(ep.id), &bytes)
+        write_file(&self.endpoint_path(ep.id), &bytes)
     }
 
     /// Remove one endpoint (absent is fine).

@@ -827,7 +827,7 @@ async fn deploy_workloads(state: &LabState, progress: &Progress, timeout: Durati
 }
 
 /// Whether a pod is Running with condition Ready=True.
-pub fn pod_ready(p: &Pod) -> bool {
+pub fn pod_ready_and_not_terminating(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none() && api::conditions::pod_is_ready(p)
 }
 
@@ -840,7 +840,7 @@ pub async fn wait_pods_ready(
 ) -> Result<()> {
     wait_for("pods to be Ready", timeout, || async {
         let pods = store.list::<Pod>(Some(namespace)).await?.items;
-        Ok((pods.len() >= count && pods.iter().all(pod_ready)).then_some(()))
+        Ok((pods.len() >= count && pods.iter().all(pod_ready_and_not_terminating)).then_some(()))
     })
     .await
 }

@@ -202,7 +202,7 @@ fn columns(kind: &str) -> &'static [Column] {
 const AGE_ONLY: &[Column] = &[col("AGE", age)];
 
 const POD_COLUMNS: &[Column] = &[
-    col("READY", pod_ready),
+    col("READY", ready_column),
     col("STATUS", pod_status),
     col("RESTARTS", |o| {
         arr(o, "/status/containerStatuses")
@@ -376,7 +376,7 @@ fn condition(o: &Value, type_: &str, field: &str) -> String {
         .unwrap_or_default()
 }
 
-fn pod_ready(o: &Value) -> String {
+fn ready_column(o: &Value) -> String {
     let total = arr(o, "/spec/containers").len();
     let ready = arr(o, "/status/containerStatuses")
         .iter()
