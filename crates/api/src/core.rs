@@ -18,7 +18,7 @@ use crate::validation::{self as v, Check, NameRule, Path};
 
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
-const fn builtin(
+pub(crate) const fn builtin(
     kind: &'static str,
     group: &'static str,
     plural: &'static str,

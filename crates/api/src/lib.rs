@@ -11,6 +11,7 @@ pub mod cilium;
 pub mod conditions;
 mod core;
 mod manifest;
+mod more;
 mod registry;
 pub mod validation;
 

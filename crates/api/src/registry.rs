@@ -5,10 +5,15 @@
 //! (converted to the storage version, round-tripped through the Rust type,
 //! validated).
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
 use crate::cilium::{
@@ -126,7 +131,7 @@ fn decode_typed<T: Object>(object: Value) -> Result<Value, DecodeError> {
     })
 }
 
-static REGISTRY: [Kind; 26] = [
+static REGISTRY: [Kind; 36] = [
     Kind::of::<Namespace>(),
     Kind::of::<Node>(),
     Kind::of::<Pod>(),
@@ -136,6 +141,16 @@ static REGISTRY: [Kind; 26] = [
     Kind::of::<ConfigMap>(),
     Kind::of::<Secret>(),
     Kind::of::<Lease>(),
+    Kind::of::<DaemonSet>(),
+    Kind::of::<Endpoints>(),
+    Kind::of::<Event>(),
+    Kind::of::<NetworkPolicy>(),
+    Kind::of::<ServiceAccount>(),
+    Kind::of::<Role>(),
+    Kind::of::<ClusterRole>(),
+    Kind::of::<RoleBinding>(),
+    Kind::of::<ClusterRoleBinding>(),
+    Kind::of::<CustomResourceDefinition>(),
     Kind::of::<CiliumNode>(),
     Kind::of::<CiliumEndpoint>(),
     Kind::of::<CiliumIdentity>(),
@@ -227,6 +242,15 @@ mod tests {
             ("cm", "ConfigMap"),
             ("endpointslices", "EndpointSlice"),
             ("leases", "Lease"),
+            ("ds", "DaemonSet"),
+            ("ep", "Endpoints"),
+            ("endpoints", "Endpoints"),
+            ("ev", "Event"),
+            ("netpol", "NetworkPolicy"),
+            ("sa", "ServiceAccount"),
+            ("clusterroles", "ClusterRole"),
+            ("rolebindings", "RoleBinding"),
+            ("crd", "CustomResourceDefinition"),
             ("cn", "CiliumNode"),
             ("ciliumnodes", "CiliumNode"),
             ("ciliumnodes.cilium.io", "CiliumNode"),
@@ -264,8 +288,12 @@ mod tests {
                 "{} serves its storage version",
                 k.ty.kind
             );
-            for n in [k.ty.plural, k.ty.singular].iter().chain(k.ty.short_names) {
-                assert!(names.insert(*n), "{n} used twice");
+            let singular = (k.ty.singular != k.ty.plural).then_some(k.ty.singular);
+            for n in std::iter::once(k.ty.plural)
+                .chain(singular)
+                .chain(k.ty.short_names.iter().copied())
+            {
+                assert!(names.insert(n), "{n} used twice");
             }
         }
     }

@@ -120,6 +120,9 @@ pub enum NameRule {
     Label,
     /// RFC 1035 label (services: must start with a letter).
     Rfc1035,
+    /// Any name usable as a URL path segment (RBAC objects:
+    /// `system:discovery`): not `.` or `..`, no `/` or `%`.
+    PathSegment,
 }
 
 /// Check `value` against an RFC 1123 label (at most 63 characters).
@@ -197,6 +200,17 @@ pub fn label_value(path: &Path, value: &str) -> Check {
     }
 }
 
+/// A name that is a valid URL path segment.
+pub fn path_segment_name(path: &Path, value: &str) -> Check {
+    if value == "." || value == ".." {
+        return Err(path.invalid(value, "may not be '.' or '..'"));
+    }
+    if let Some(c) = value.chars().find(|c| matches!(c, '/' | '%')) {
+        return Err(path.invalid(value, format!("may not contain '{c}'")));
+    }
+    Ok(())
+}
+
 /// Label keys and values of a map (`metadata.labels`, `matchLabels`).
 pub fn labels<'a>(
     path: &Path,
@@ -218,6 +232,7 @@ pub fn object_meta(meta: &ObjectMeta, rule: NameRule) -> Check {
             NameRule::Subdomain => subdomain_name(&path.field("name"), name)?,
             NameRule::Label => label_name(&path.field("name"), name)?,
             NameRule::Rfc1035 => rfc1035_name(&path.field("name"), name)?,
+            NameRule::PathSegment => path_segment_name(&path.field("name"), name)?,
         },
         _ if meta.generate_name.as_deref().is_some_and(|g| !g.is_empty()) => {}
         _ => {

@@ -24,6 +24,7 @@
 //! objects' spec-side decisions only: it must not touch the pod runtime's
 //! concerns (pod status, sandboxes, CNI) nor anything on a node.
 
+pub mod apiserver;
 mod cache;
 mod deployments;
 mod endpointslices;
