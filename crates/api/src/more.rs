@@ -14,7 +14,14 @@ use crate::validation::{self as v, NameRule};
 
 impl_object!(
     DaemonSet,
-    builtin("DaemonSet", "apps", "daemonsets", "daemonset", &["ds"], true),
+    builtin(
+        "DaemonSet",
+        "apps",
+        "daemonsets",
+        "daemonset",
+        &["ds"],
+        true
+    ),
     |o: &DaemonSet| v::object_meta(&o.metadata, NameRule::Subdomain)
 );
 

@@ -38,6 +38,27 @@ impl ResourceType {
         }
     }
 
+    /// Whether the API server serves `status` as a subresource: writes to
+    /// the object leave its status alone and status is written through
+    /// `<object>/status` (the kinds upstream serves that way).
+    pub fn has_status_subresource(&self) -> bool {
+        matches!(
+            (self.group, self.kind),
+            ("", "Pod" | "Node" | "Service" | "Namespace")
+                | ("apps", "Deployment" | "DaemonSet")
+                | ("apiextensions.k8s.io", "CustomResourceDefinition")
+                | (
+                    "cilium.io",
+                    "CiliumLoadBalancerIPPool"
+                        | "CiliumBGPClusterConfig"
+                        | "CiliumBGPPeerConfig"
+                        | "CiliumBGPNodeConfig"
+                        | "CiliumNetworkPolicy"
+                        | "CiliumClusterwideNetworkPolicy"
+                )
+        )
+    }
+
     /// `pods`, `deployments.apps`, `ciliumnodes.cilium.io` (as in kubectl's
     /// `deployment.apps/webpod created`, singular form via [`Self::qualified_singular`]).
     pub fn qualified_plural(&self) -> String {

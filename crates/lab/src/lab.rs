@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use store::Store;
 
 use crate::cilium::{self, AgentPaths, Cni};
-use crate::fabric;
 use crate::procs::{self, ProcRecord, Spawn};
 use crate::topology::{ClusterSpec, Host, Role, Topology, Web, check_lab_name};
+use crate::{certs, fabric};
 
 /// Root of every lab's state directory.
 pub const STATE_ROOT: &str = "/run/cilium-lab";
@@ -409,13 +409,45 @@ impl Launch<'_> {
         state.save()
     }
 
-    /// The control plane of every cluster, and a kubelet on every node.
+    /// The control plane (with its API server) of every cluster, the
+    /// host's forwarder to each API server and the lab's kubeconfig, and a
+    /// kubelet on every node.
     fn control_planes_and_kubelets(&self, state: &mut LabState) -> Result<()> {
+        let mut kubeconfig = Vec::new();
         for c in &self.topo.clusters {
             let cp = self.topo.control_plane(&c.name);
-            let argv = control_plane_argv(self.exe, c);
+            let cp_ip = cp.primary_ip().expect("validated");
+            let api_ip = c
+                .service_cidr
+                .hosts()
+                .next()
+                .context("service CIDR has no host address")?;
+            let pki = certs::ensure(self.paths, &c.name, cp_ip, api_ip)?;
+            let socket = pki.dir.join("apiserver.sock");
+            let argv = control_plane_argv(self.exe, c, cp_ip, &socket, &pki.dir);
             self.start(state, cp, "control-plane", &self.paths.root(), &argv)?;
+            let port = free_loopback_port()?;
+            let forward = vec![
+                self.exe.to_string(),
+                "internal".into(),
+                "forward".into(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--to".into(),
+                socket.display().to_string(),
+            ];
+            self.start_on_host(state, cp, "apiserver-forward", &forward)?;
+            kubeconfig.push((c.name.clone(), format!("https://127.0.0.1:{port}"), pki));
         }
+        let entries: Vec<certs::KubeconfigCluster<'_>> = kubeconfig
+            .iter()
+            .map(|(name, server, pki)| certs::KubeconfigCluster {
+                name,
+                server: server.clone(),
+                pki,
+            })
+            .collect();
+        certs::write_kubeconfig(self.paths, &entries)?;
         for h in self.topo.nodes() {
             std::fs::create_dir_all(self.paths.cni_conf_dir(&h.name))?;
             let argv = self.kubelet_argv(state, h)?;
@@ -485,6 +517,28 @@ impl Launch<'_> {
         Ok(argv)
     }
 
+    /// Start `name` in the caller's (the host's) network namespace, in
+    /// `host`'s cgroup, and record it.
+    fn start_on_host(
+        &self,
+        state: &mut LabState,
+        host: &Host,
+        name: &str,
+        argv: &[String],
+    ) -> Result<()> {
+        let rec = procs::spawn(&Spawn {
+            name: name.to_string(),
+            host: host.name.clone(),
+            netns: String::new(),
+            cgroup: self.paths.cgroup(&host.name),
+            cwd: self.paths.root(),
+            log: self.paths.logs().join(format!("{}-{name}.log", host.name)),
+            argv: argv.to_vec(),
+        })?;
+        state.processes.push(rec);
+        Ok(())
+    }
+
     /// Start `name` on `host` (its namespace and cgroup, logging to the
     /// lab's log directory) and record it.
     fn start(
@@ -548,7 +602,13 @@ fn web_argv(exe: &str, web: &Web) -> Vec<String> {
 
 /// A cluster's control plane (`cilium-lab internal control-plane`), next
 /// to its etcd.
-fn control_plane_argv(exe: &str, c: &ClusterSpec) -> Vec<String> {
+fn control_plane_argv(
+    exe: &str,
+    c: &ClusterSpec,
+    cp_ip: Ipv4Addr,
+    socket: &Path,
+    pki: &Path,
+) -> Vec<String> {
     vec![
         exe.into(),
         "internal".into(),
@@ -561,7 +621,19 @@ fn control_plane_argv(exe: &str, c: &ClusterSpec) -> Vec<String> {
         c.service_cidr.to_string(),
         "--dns-ip".into(),
         c.dns_ip.to_string(),
+        "--apiserver-listen".into(),
+        format!("{cp_ip}:{}", certs::API_PORT),
+        "--apiserver-socket".into(),
+        socket.display().to_string(),
+        "--pki-dir".into(),
+        pki.display().to_string(),
     ]
+}
+
+/// A loopback port nobody listens on now.
+fn free_loopback_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// How the kubelet gets its CNI: it writes the bridge configuration

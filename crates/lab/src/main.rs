@@ -3,6 +3,7 @@
 //! its own minimal cluster control plane and pod runtime, and kubectl-like
 //! verbs to use it.
 
+mod certs;
 mod cilium;
 mod cli;
 mod fabric;
@@ -63,6 +64,8 @@ enum Command {
     Rollout(RolloutCommand),
     /// What is running and how it is doing.
     Status,
+    /// Print the path of the lab's kubeconfig (`export KUBECONFIG=$(cilium-lab kubeconfig)`).
+    Kubeconfig,
     /// Create or update objects from manifests (multi-document YAML).
     Apply {
         /// File, or `-` for stdin.
@@ -300,6 +303,25 @@ enum Internal {
         /// Cluster DNS service IP.
         #[arg(long)]
         dns_ip: Ipv4Addr,
+        /// Where the API server listens (`192.168.10.100:6443`).
+        #[arg(long)]
+        apiserver_listen: std::net::SocketAddr,
+        /// The API server's unix socket (forwarded to the host).
+        #[arg(long)]
+        apiserver_socket: PathBuf,
+        /// The cluster's certificates (`ca.crt`, `apiserver.crt`, ...).
+        #[arg(long)]
+        pki_dir: PathBuf,
+    },
+    /// Forward a loopback TCP port of the host to a unix socket (the API
+    /// server's, so that kubectl on the host reaches it).
+    Forward {
+        /// `127.0.0.1:PORT`.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The unix socket.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// The pod runtime of one node.
     Kubelet {
@@ -408,6 +430,16 @@ fn run(cli: Cli) -> Result<i32> {
             config(&cli.lab, cli.cluster.as_deref(), command)?;
             Ok(0)
         }
+        Command::Kubeconfig => {
+            let path = certs::kubeconfig_path(&lab::LabPaths::new(&cli.lab));
+            anyhow::ensure!(
+                path.exists(),
+                "lab {:?} has no kubeconfig: is it up? (cilium-lab up)",
+                cli.lab
+            );
+            println!("{}", path.display());
+            Ok(0)
+        }
         Command::Rollout(RolloutCommand::Restart { target, timeout }) => {
             let lines = runtime()?.block_on(rollout::restart(&cli.lab, &target, timeout))?;
             print_lines(&lines);
@@ -441,6 +473,28 @@ fn up(lab: &str, cluster: Option<&str>, args: UpArgs) -> Result<i32> {
     })
 }
 
+/// Accept TCP connections on `listen` and pipe each to a new connection
+/// to the unix socket `to`.
+async fn forward(listen: std::net::SocketAddr, to: &std::path::Path) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    loop {
+        let (mut client, _) = listener.accept().await?;
+        let to = to.to_path_buf();
+        tokio::spawn(async move {
+            match tokio::net::UnixStream::connect(&to).await {
+                Ok(mut upstream) => {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+                Err(e) => {
+                    eprintln!("cannot reach the API server at {}: {e}", to.display())
+                }
+            }
+        });
+    }
+}
+
 /// `config view|set|unset`.
 fn config(lab: &str, cluster: Option<&str>, command: ConfigCommand) -> Result<()> {
     match command {
@@ -463,19 +517,38 @@ async fn run_internal(internal: Internal) -> Result<()> {
             pod_cidr,
             service_cidr,
             dns_ip,
+            apiserver_listen,
+            apiserver_socket,
+            pki_dir,
         } => {
             let store = store::Store::etcd(&[etcd]).await?;
-            Ok(controlplane::run(
-                store,
+            let ca = std::fs::read_to_string(pki_dir.join("ca.crt"))
+                .with_context(|| format!("cannot read {}/ca.crt", pki_dir.display()))?;
+            let pair = ::pki::CertPair::read(&pki_dir, "apiserver")?;
+            let tls = ::pki::server_config(&ca, &pair, ::pki::ClientAuth::Optional)?;
+            let api = controlplane::apiserver::ServerConfig {
+                listen: apiserver_listen,
+                unix: Some(apiserver_socket),
+                advertise: apiserver_listen.to_string(),
+                tls: std::sync::Arc::new(tls),
+            };
+            let controllers = controlplane::run(
+                store.clone(),
                 controlplane::Config {
                     pod_cidr,
                     service_cidr,
                     dns_service_ip: dns_ip,
                     ..Default::default()
                 },
-            )
-            .await?)
+            );
+            tokio::select! {
+                r = controllers => Ok(r?),
+                r = controlplane::apiserver::serve(store, api) => {
+                    Err(anyhow::anyhow!("API server stopped: {r:?}"))
+                }
+            }
         }
+        Internal::Forward { listen, to } => forward(listen, &to).await,
         Internal::Kubelet {
             lab,
             node,
@@ -562,6 +635,7 @@ async fn run_cluster_command(
         | Command::Config(_)
         | Command::Rollout(_)
         | Command::Status
+        | Command::Kubeconfig
         | Command::Internal(_) => {
             unreachable!("handled by run")
         }

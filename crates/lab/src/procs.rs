@@ -24,7 +24,7 @@ pub struct Spawn {
     pub name: String,
     /// Host (namespace) it runs in.
     pub host: String,
-    /// Network namespace name.
+    /// Network namespace name; empty: the caller's (the host's).
     pub netns: String,
     /// cgroup v2 directory it joins.
     pub cgroup: PathBuf,
@@ -80,7 +80,7 @@ pub fn spawn(s: &Spawn) -> Result<ProcRecord> {
     // visible to everyone).
     let exe = std::env::current_exe().context("cannot find cilium-lab's own path")?;
     let helper = SandboxArgs {
-        netns: Some(crate::fabric::netns_path(&s.netns)),
+        netns: (!s.netns.is_empty()).then(|| crate::fabric::netns_path(&s.netns)),
         cgroup: Some(s.cgroup.clone()),
         command: s.argv.clone(),
         ..Default::default()

@@ -11,3 +11,321 @@
 //!
 //! Pure parts live in their own modules (tables, patches, authorization);
 //! the request handling at the edge.
+
+pub mod discovery;
+pub mod openapi;
+pub mod patch;
+pub mod paths;
+pub mod query;
+pub mod render;
+pub mod resources;
+pub mod status;
+pub mod watch;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use store::Store;
+
+use paths::Route;
+use status::{ApiError, ApiResult};
+
+/// Largest request body accepted (the API server's limit).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how the API server listens.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Listen address (`192.168.10.100:6443`).
+    pub listen: SocketAddr,
+    /// Also listen on this unix socket (the lab forwards the host's
+    /// loopback port to it); the same TLS is spoken there.
+    pub unix: Option<std::path::PathBuf>,
+    /// The address clients are told to use (`/api`'s
+    /// `serverAddressByClientCIDRs`).
+    pub advertise: String,
+    /// TLS: the serving certificate and the client CA.
+    pub tls: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("advertise", &self.advertise)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who sent a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// User name.
+    pub username: String,
+    /// Groups (`system:authenticated` included).
+    pub groups: Vec<String>,
+}
+
+/// A response before it is encoded.
+pub enum Reply {
+    /// A JSON body with a status code.
+    Json(u16, Value),
+    /// A JSON body with its own Content-Type.
+    Typed(u16, String, Value),
+    /// A streamed body (watches).
+    Stream(BoxStream<'static, Bytes>),
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn ok(value: Value) -> Self {
+        Self::Json(200, value)
+    }
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+struct Server {
+    store: Store,
+    advertise: String,
+}
+
+/// Serve the API until the listener fails. Every connection is TLS; the
+/// client certificate (when presented) names the caller.
+pub async fn serve(store: Store, config: ServerConfig) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let unix = match &config.unix {
+        Some(path) => {
+            let _ = std::fs::remove_file(path);
+            Some(tokio::net::UnixListener::bind(path)?)
+        }
+        None => None,
+    };
+    tracing::info!(listen = %config.listen, unix = ?config.unix, "API server listening");
+    let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.clone());
+    let server = Arc::new(Server {
+        store,
+        advertise: config.advertise.clone(),
+    });
+    let tcp_loop = async {
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            spawn_connection(server.clone(), acceptor.clone(), tcp);
+        }
+    };
+    let unix_loop = async {
+        match &unix {
+            Some(unix) => loop {
+                let (stream, _) = unix.accept().await?;
+                spawn_connection(server.clone(), acceptor.clone(), stream);
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = tcp_loop => r,
+        r = unix_loop => r,
+    }
+}
+
+fn spawn_connection<S>(server: Arc<Server>, acceptor: tokio_rustls::TlsAcceptor, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection(server, acceptor, stream).await {
+            tracing::debug!(error = %e, "API connection ended");
+        }
+    });
+}
+
+async fn connection<S>(
+    server: Arc<Server>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: S,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await??;
+    let caller = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|cert| pki::subject_of(cert).ok())
+        .map(|s| {
+            let mut groups = s.organizations;
+            groups.push("system:authenticated".into());
+            Caller {
+                username: s.common_name,
+                groups,
+            }
+        });
+    let service = hyper::service::service_fn(move |req| {
+        let (server, caller) = (server.clone(), caller.clone());
+        async move { Ok::<_, Infallible>(server.respond(caller, req).await) }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades()
+        .await?;
+    Ok(())
+}
+
+impl Server {
+    async fn respond(&self, caller: Option<Caller>, req: Request<Incoming>) -> Response<Body> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let reply = match caller {
+            Some(caller) => self.handle(&caller, req).await,
+            None => Err(ApiError::unauthorized()),
+        };
+        let reply = reply.unwrap_or_else(|e| {
+            if e.code >= 500 {
+                tracing::warn!(%method, %path, code = e.code, message = %e.message, "API request failed");
+            }
+            Reply::Json(e.code, e.to_status())
+        });
+        encode(reply)
+    }
+
+    async fn handle(&self, caller: &Caller, req: Request<Incoming>) -> ApiResult<Reply> {
+        let route = paths::route(req.uri().path()).ok_or_else(ApiError::no_route)?;
+        let header = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let accept = header(header::ACCEPT);
+        match route {
+            Route::Version => Ok(Reply::ok(discovery::version())),
+            Route::Health => Ok(Reply::Typed(
+                200,
+                "text/plain".into(),
+                Value::String("ok".into()),
+            )),
+            Route::CoreVersions | Route::Groups => {
+                let core = route == Route::CoreVersions;
+                Ok(match discovery::aggregated_version(&accept) {
+                    Some(v) => Reply::Typed(
+                        200,
+                        discovery::aggregated_content_type(v),
+                        discovery::aggregated(core, v),
+                    ),
+                    None if core => Reply::ok(discovery::core_versions(&self.advertise)),
+                    None => Reply::ok(discovery::group_list()),
+                })
+            }
+            Route::Group(g) => discovery::group(&g)
+                .map(Reply::ok)
+                .ok_or_else(ApiError::no_route),
+            Route::Resources { group, version } => discovery::resource_list(&group, &version)
+                .map(Reply::ok)
+                .ok_or_else(ApiError::no_route),
+            Route::OpenApiIndex => Ok(Reply::ok(openapi::index())),
+            Route::OpenApiDocument(gv) => openapi::document(&gv)
+                .map(Reply::ok)
+                .ok_or_else(ApiError::no_route),
+            Route::OpenApiV2 => Err(ApiError::no_route()),
+            Route::Resource(path) => {
+                let query = query::Query::parse(req.uri().query())?;
+                let verb = paths::verb(req.method(), &path, query.watch);
+                authorize(caller, verb, &path)?;
+                if verb == "watch" {
+                    query.check_fields(&path.kind.ty)?;
+                    let stream = watch::start(
+                        &self.store,
+                        watch::WatchRequest {
+                            ty: &path.kind.ty,
+                            version: path.version.clone(),
+                            namespace: path.namespace.clone(),
+                            query,
+                        },
+                    )
+                    .await?;
+                    return Ok(Reply::Stream(stream));
+                }
+                let content_type = header(header::CONTENT_TYPE);
+                let body = read_body(req.into_body(), req_method_has_body(verb)).await?;
+                resources::handle(
+                    &self.store,
+                    resources::ResourceRequest {
+                        path,
+                        verb,
+                        query,
+                        content_type,
+                        accept,
+                        body,
+                    },
+                )
+                .await
+            }
+        }
+    }
+}
+
+fn req_method_has_body(verb: &str) -> bool {
+    !matches!(verb, "get" | "list" | "watch")
+}
+
+async fn read_body(body: Incoming, wanted: bool) -> ApiResult<Bytes> {
+    if !wanted {
+        return Ok(Bytes::new());
+    }
+    Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
+}
+
+/// Authorize a request (every authenticated caller may do everything
+/// until RBAC is wired in).
+fn authorize(_caller: &Caller, _verb: &str, _path: &paths::ResourcePath) -> ApiResult<()> {
+    Ok(())
+}
+
+fn encode(reply: Reply) -> Response<Body> {
+    let (code, content_type, body): (u16, String, Body) = match reply {
+        Reply::Json(code, value) => (code, "application/json".into(), json_body(&value)),
+        Reply::Typed(code, content_type, Value::String(text)) => (
+            code,
+            content_type,
+            Full::new(Bytes::from(text)).boxed_unsync(),
+        ),
+        Reply::Typed(code, content_type, value) => (code, content_type, json_body(&value)),
+        Reply::Stream(stream) => (
+            200,
+            "application/json".into(),
+            BodyExt::boxed_unsync(StreamBody::new(
+                stream.map(|b| Ok::<_, Infallible>(Frame::data(b))),
+            )),
+        ),
+    };
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, content_type)
+        .header("Cache-Control", "no-cache, private")
+        .body(body)
+        .expect("static response parts are valid")
+}
+
+fn json_body(value: &Value) -> Body {
+    Full::new(Bytes::from(value.to_string())).boxed_unsync()
+}

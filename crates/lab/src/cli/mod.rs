@@ -13,6 +13,7 @@ pub mod table;
 use anyhow::{Result, bail};
 use api::Kind;
 use serde_json::Value;
+use toolkit::selector::LabelQuery;
 
 /// Resolve a kind as typed on the command line (`pods`, `po`, `svc`,
 /// `ciliumnodes`, `deployments.apps`, `deployment/webpod`'s first half).
@@ -57,86 +58,19 @@ pub fn namespace_for<'a>(kind: &Kind, ns: Option<&'a str>) -> Option<&'a str> {
 
 /// A parsed label selector (`a=b,c!=d,e,!f`, `a in (x,y)`).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Selector(Vec<Requirement>);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Requirement {
-    Eq(String, String),
-    NotEq(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
+pub struct Selector(LabelQuery);
 
 impl Selector {
     /// Parse kubectl's `-l` syntax.
     pub fn parse(s: &str) -> Result<Self> {
-        let mut reqs = Vec::new();
-        let mut rest = s.trim();
-        while !rest.is_empty() {
-            // A term ends at a comma outside parentheses.
-            let mut depth = 0;
-            let end = rest
-                .char_indices()
-                .find(|&(_, c)| {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        _ => {}
-                    }
-                    c == ',' && depth == 0
-                })
-                .map(|(i, _)| i)
-                .unwrap_or(rest.len());
-            let term = rest[..end].trim();
-            rest = rest.get(end + 1..).unwrap_or("").trim();
-            reqs.push(Self::term(term)?);
-        }
-        Ok(Self(reqs))
-    }
-
-    fn term(t: &str) -> Result<Requirement> {
-        let set = |v: &str| -> Result<Vec<String>> {
-            let v = v.trim();
-            let Some(inner) = v.strip_prefix('(').and_then(|v| v.strip_suffix(')')) else {
-                bail!("invalid label selector term {t:?}: expected a (value,...) list");
-            };
-            Ok(inner.split(',').map(|x| x.trim().to_string()).collect())
-        };
-        if let Some((k, v)) = t.split_once(" notin ") {
-            return Ok(Requirement::NotIn(k.trim().into(), set(v)?));
-        }
-        if let Some((k, v)) = t.split_once(" in ") {
-            return Ok(Requirement::In(k.trim().into(), set(v)?));
-        }
-        if let Some((k, v)) = t.split_once("!=") {
-            return Ok(Requirement::NotEq(k.trim().into(), v.trim().into()));
-        }
-        if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-            return Ok(Requirement::Eq(k.trim().into(), v.trim().into()));
-        }
-        if let Some(k) = t.strip_prefix('!') {
-            return Ok(Requirement::NotExists(k.trim().into()));
-        }
-        if t.is_empty() || t.contains(char::is_whitespace) {
-            bail!("invalid label selector term {t:?}");
-        }
-        Ok(Requirement::Exists(t.into()))
+        Ok(Self(LabelQuery::parse(s)?))
     }
 
     /// Whether an object's `metadata.labels` match.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.pointer("/metadata/labels");
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        self.0.iter().all(|r| match r {
-            Requirement::Eq(k, v) => get(k) == Some(v),
-            Requirement::NotEq(k, v) => get(k) != Some(v),
-            Requirement::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Requirement::NotIn(k, vs) => !get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Requirement::Exists(k) => get(k).is_some(),
-            Requirement::NotExists(k) => get(k).is_none(),
-        })
+        self.0
+            .matches_with(|k| labels.and_then(|l| l.get(k)).and_then(Value::as_str))
     }
 }
 

@@ -1,0 +1,146 @@
+//! The lab's certificates and kubeconfig: one CA per cluster (under
+//! `/run/cilium-lab/<lab>/clusters/<cluster>/pki/`), the API server's
+//! serving certificate, the administrator's client certificate (group
+//! `system:masters`), and a kubeconfig with a context per cluster that
+//! `cilium-lab kubeconfig` prints the path of.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use pki::{Ca, Leaf};
+use serde_json::json;
+
+use crate::lab::LabPaths;
+
+/// Port the API server listens on in the control-plane node.
+pub const API_PORT: u16 = 6443;
+
+/// The user of the administrator's certificate.
+const ADMIN_USER: &str = "kubernetes-admin";
+
+/// Where a cluster's certificates live.
+#[derive(Debug, Clone)]
+pub struct ClusterPki {
+    /// The directory (`ca.crt`, `apiserver.crt`, `admin.crt`, ...).
+    pub dir: PathBuf,
+}
+
+impl ClusterPki {
+    /// The CA certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// A named certificate and its key.
+    pub fn pair(&self, name: &str) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join(format!("{name}.crt")),
+            self.dir.join(format!("{name}.key")),
+        )
+    }
+}
+
+/// The PKI directory of a cluster.
+pub fn cluster_pki(paths: &LabPaths, cluster: &str) -> ClusterPki {
+    ClusterPki {
+        dir: paths.root().join("clusters").join(cluster).join("pki"),
+    }
+}
+
+/// Create whatever is missing of a cluster's CA, the API server's
+/// certificate (names and addresses clients use: the control-plane
+/// node's address, the `kubernetes` Service's ClusterIP and DNS names,
+/// loopback) and the administrator's certificate.
+pub fn ensure(
+    paths: &LabPaths,
+    cluster: &str,
+    cp_ip: Ipv4Addr,
+    api_service_ip: Ipv4Addr,
+) -> Result<ClusterPki> {
+    let pki = cluster_pki(paths, cluster);
+    std::fs::create_dir_all(&pki.dir)
+        .with_context(|| format!("cannot create {}", pki.dir.display()))?;
+    let ca = Ca::load_or_generate(&pki.dir, &format!("cilium-lab-{cluster}-ca"))?;
+    let ips = [
+        IpAddr::V4(cp_ip),
+        IpAddr::V4(api_service_ip),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    ];
+    let names = [
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "localhost",
+    ];
+    issue_missing(
+        &ca,
+        &pki.dir,
+        "apiserver",
+        &Leaf::server("kube-apiserver", &names, &ips),
+    )?;
+    issue_missing(
+        &ca,
+        &pki.dir,
+        "admin",
+        &Leaf::client(ADMIN_USER, &["system:masters"]),
+    )?;
+    Ok(pki)
+}
+
+/// Issue `<name>.crt`/`<name>.key` unless present.
+pub fn issue_missing(ca: &Ca, dir: &Path, name: &str, leaf: &Leaf) -> Result<()> {
+    if !dir.join(format!("{name}.crt")).exists() {
+        ca.issue(leaf)?.write(dir, name)?;
+    }
+    Ok(())
+}
+
+/// One cluster's entry of the kubeconfig.
+pub struct KubeconfigCluster<'a> {
+    /// Cluster (and context) name.
+    pub name: &'a str,
+    /// `https://127.0.0.1:<port>`.
+    pub server: String,
+    /// Its certificates.
+    pub pki: &'a ClusterPki,
+}
+
+/// The kubeconfig path of a lab.
+pub fn kubeconfig_path(paths: &LabPaths) -> PathBuf {
+    paths.root().join("kubeconfig")
+}
+
+/// Write the lab's kubeconfig: a context per cluster, the first current.
+pub fn write_kubeconfig(paths: &LabPaths, clusters: &[KubeconfigCluster<'_>]) -> Result<PathBuf> {
+    let path = kubeconfig_path(paths);
+    let show = |p: PathBuf| p.display().to_string();
+    let entries = clusters.iter().map(|c| {
+        let (cert, key) = c.pki.pair("admin");
+        (
+            json!({"name": c.name, "cluster": {"server": c.server, "certificate-authority": show(c.pki.ca_cert())}}),
+            json!({"name": format!("{}-admin", c.name), "user": {"client-certificate": show(cert), "client-key": show(key)}}),
+            json!({"name": c.name, "context": {"cluster": c.name, "user": format!("{}-admin", c.name)}}),
+        )
+    });
+    let (mut cl, mut users, mut contexts) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, u, x) in entries {
+        cl.push(c);
+        users.push(u);
+        contexts.push(x);
+    }
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": cl,
+        "users": users,
+        "contexts": contexts,
+        "current-context": clusters.first().map(|c| c.name).unwrap_or_default(),
+        "preferences": {},
+    });
+    let text = serde_json::to_string_pretty(&config)?;
+    toolkit::fs::write_atomic(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
