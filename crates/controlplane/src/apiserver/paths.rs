@@ -79,6 +79,22 @@ fn resources(group: &str, version: &str) -> Route {
     }
 }
 
+/// Subresource names a path may carry (handlers refuse what a kind
+/// does not serve).
+const SUBRESOURCES: [&str; 11] = [
+    "status",
+    "scale",
+    "log",
+    "exec",
+    "attach",
+    "portforward",
+    "eviction",
+    "binding",
+    "finalize",
+    "proxy",
+    "token",
+];
+
 /// `[namespaces/<ns>/]<plural>[/<name>[/<sub>]]` under a group version.
 fn resource(group: &str, version: &str, rest: &[&str]) -> Option<ResourcePath> {
     let find = |plural: &str| {
@@ -103,7 +119,9 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Option<ResourcePath> {
             match tail {
                 [] => path(kind, Some(ns), None, None),
                 [name] => path(kind, Some(ns), Some(name), None),
-                [name, sub] => path(kind, Some(ns), Some(name), Some(sub)),
+                [name, sub] if SUBRESOURCES.contains(sub) => {
+                    path(kind, Some(ns), Some(name), Some(sub))
+                }
                 _ => None,
             }
         }
@@ -114,7 +132,9 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Option<ResourcePath> {
                 [name] if !kind.ty.namespaced || *plural == "namespaces" => {
                     path(kind, None, Some(name), None)
                 }
-                [name, sub] if !kind.ty.namespaced => path(kind, None, Some(name), Some(sub)),
+                [name, sub] if !kind.ty.namespaced && SUBRESOURCES.contains(sub) => {
+                    path(kind, None, Some(name), Some(sub))
+                }
                 _ => None,
             }
         }
