@@ -12,6 +12,7 @@
 //! Pure parts live in their own modules (tables, patches, authorization);
 //! the request handling at the edge.
 
+pub mod crds;
 pub mod discovery;
 pub mod openapi;
 pub mod patch;
@@ -114,6 +115,9 @@ pub async fn serve(store: Store, config: ServerConfig) -> std::io::Result<()> {
         }
         None => None,
     };
+    if let Err(e) = crds::ensure(&store).await {
+        tracing::warn!(error = %e, "cannot store the CustomResourceDefinitions");
+    }
     tracing::info!(listen = %config.listen, unix = ?config.unix, "API server listening");
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.clone());
     let server = Arc::new(Server {
