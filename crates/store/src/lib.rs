@@ -21,6 +21,7 @@
 
 mod backend;
 mod etcd;
+mod kube;
 mod memory;
 mod reflect;
 #[cfg(feature = "testing")]
@@ -104,12 +105,24 @@ pub type ChangeStream<T> = Pin<Box<dyn Stream<Item = Change<T>> + Send>>;
 /// The cluster store. Cheap to clone (shared handle).
 #[derive(Clone)]
 pub struct Store {
-    backend: Backend,
+    inner: Inner,
+}
+
+/// Key-value backends (objects semantics in [`values`]) or an API server
+/// (which has them itself).
+#[derive(Clone)]
+enum Inner {
+    Kv(Backend),
+    Kube(kube::KubeBackend),
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Store({})", self.backend.describe())
+        let describe = match &self.inner {
+            Inner::Kv(b) => b.describe(),
+            Inner::Kube(k) => k.describe(),
+        };
+        write!(f, "Store({describe})")
     }
 }
 
@@ -124,7 +137,7 @@ impl Store {
     /// (tests of re-list paths).
     pub fn memory_with_history(events: usize) -> Self {
         Self {
-            backend: Backend::Memory(memory::MemoryBackend::new(events)),
+            inner: Inner::Kv(Backend::Memory(memory::MemoryBackend::new(events))),
         }
     }
 
@@ -137,7 +150,7 @@ impl Store {
         let backend = etcd::EtcdBackend::connect(endpoints).await?;
         backend.probe().await?;
         Ok(Self {
-            backend: Backend::Etcd(std::sync::Arc::new(backend)),
+            inner: Inner::Kv(Backend::Etcd(std::sync::Arc::new(backend))),
         })
     }
 
@@ -146,10 +159,61 @@ impl Store {
     /// etcd is unreachable; [`Store::reflect`] keeps retrying until it is up.
     pub async fn etcd_lazy(endpoints: &[String]) -> Result<Self> {
         Ok(Self {
-            backend: Backend::Etcd(std::sync::Arc::new(
+            inner: Inner::Kv(Backend::Etcd(std::sync::Arc::new(
                 etcd::EtcdBackend::connect(endpoints).await?,
-            )),
+            ))),
         })
+    }
+
+    /// A store that is a Kubernetes API server, reached with kube-rs
+    /// (`server` names it in messages). Does not contact the server.
+    pub fn kubernetes(client: ::kube::Client, server: &str) -> Self {
+        Self {
+            inner: Inner::Kube(kube::KubeBackend::new(client, server.to_string())),
+        }
+    }
+
+    /// Connect to the API server of a kubeconfig file (its current
+    /// context, or `context`), or when `path` is `None` the one kube-rs
+    /// infers (`$KUBECONFIG`, `~/.kube/config`, then in-cluster
+    /// service-account credentials and `KUBERNETES_SERVICE_HOST/PORT`).
+    /// Checks that the server answers.
+    pub async fn kubeconfig(path: Option<&std::path::Path>, context: Option<&str>) -> Result<Self> {
+        let store = Self::kubeconfig_lazy(path, context).await?;
+        if let Inner::Kube(k) = &store.inner {
+            k.probe().await?;
+        }
+        Ok(store)
+    }
+
+    /// Like [`Store::kubeconfig`] without contacting the server.
+    pub async fn kubeconfig_lazy(
+        path: Option<&std::path::Path>,
+        context: Option<&str>,
+    ) -> Result<Self> {
+        let options = ::kube::config::KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..Default::default()
+        };
+        let config = match path {
+            Some(path) => {
+                let kubeconfig = ::kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                    Error::Backend(format!("cannot read kubeconfig {}: {e}", path.display()))
+                })?;
+                ::kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| {
+                        Error::Backend(format!("invalid kubeconfig {}: {e}", path.display()))
+                    })?
+            }
+            None => ::kube::Config::infer()
+                .await
+                .map_err(|e| Error::Backend(format!("no Kubernetes configuration: {e}")))?,
+        };
+        let server = config.cluster_url.to_string();
+        let client = ::kube::Client::try_from(config)
+            .map_err(|e| Error::Backend(format!("cannot build a client for {server}: {e}")))?;
+        Ok(Self::kubernetes(client, &server))
     }
 
     /// Get one object. A missing namespace of a namespaced type is `default`.
@@ -284,7 +348,10 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<serde_json::Value>> {
-        values::get(&self.backend, ty, namespace, name).await
+        match &self.inner {
+            Inner::Kv(backend) => values::get(backend, ty, namespace, name).await,
+            Inner::Kube(kube) => kube.get(ty, namespace, name).await,
+        }
     }
 
     /// Untyped list.
@@ -293,7 +360,10 @@ impl Store {
         ty: &ResourceType,
         namespace: Option<&str>,
     ) -> Result<List<serde_json::Value>> {
-        values::list(&self.backend, ty, namespace).await
+        match &self.inner {
+            Inner::Kv(backend) => values::list(backend, ty, namespace).await,
+            Inner::Kube(kube) => kube.list(ty, namespace).await,
+        }
     }
 
     /// Untyped create (same defaults as [`Store::create`]).
@@ -302,7 +372,10 @@ impl Store {
         ty: &ResourceType,
         obj: &serde_json::Value,
     ) -> Result<serde_json::Value> {
-        values::create(&self.backend, ty, obj).await
+        match &self.inner {
+            Inner::Kv(backend) => values::create(backend, ty, obj).await,
+            Inner::Kube(kube) => kube.create(ty, obj).await,
+        }
     }
 
     /// Untyped compare-and-swap update.
@@ -311,7 +384,10 @@ impl Store {
         ty: &ResourceType,
         obj: &serde_json::Value,
     ) -> Result<serde_json::Value> {
-        values::update(&self.backend, ty, obj).await
+        match &self.inner {
+            Inner::Kv(backend) => values::update(backend, ty, obj).await,
+            Inner::Kube(kube) => kube.update(ty, obj).await,
+        }
     }
 
     /// Untyped delete.
@@ -321,7 +397,10 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<serde_json::Value>> {
-        values::delete(&self.backend, ty, namespace, name).await
+        match &self.inner {
+            Inner::Kv(backend) => values::delete(backend, ty, namespace, name).await,
+            Inner::Kube(kube) => kube.delete(ty, namespace, name).await,
+        }
     }
 
     /// Untyped watch (same semantics as [`Store::watch`]).
@@ -331,7 +410,10 @@ impl Store {
         namespace: Option<&str>,
         revision: i64,
     ) -> WatchStream<serde_json::Value> {
-        values::watch(&self.backend, ty, namespace, revision)
+        match &self.inner {
+            Inner::Kv(backend) => values::watch(backend, ty, namespace, revision),
+            Inner::Kube(kube) => kube.watch(ty, namespace.map(str::to_string), revision),
+        }
     }
 }
 

@@ -92,6 +92,10 @@ mod tests {
         let ty = &<CustomResourceDefinition as api::Object>::TYPE;
         let list = store.list_values(ty, None).await.unwrap();
         assert_eq!(list.items.len(), custom_kinds().count());
-        assert!(list.items.iter().any(|c| c["metadata"]["name"] == "ciliumnodes.cilium.io"));
+        assert!(
+            list.items
+                .iter()
+                .any(|c| c["metadata"]["name"] == "ciliumnodes.cilium.io")
+        );
     }
 }
