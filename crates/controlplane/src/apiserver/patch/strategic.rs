@@ -163,8 +163,8 @@ const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
 const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList/";
 
 /// Applies the strategic merge patch `patch` to `original`, an object of
-/// type `ty`. Custom resources are refused with
-/// [`PatchError::UnsupportedMediaType`].
+/// type `ty` (a top-level `$patch: delete` leaves an empty object). Custom
+/// resources are refused with [`PatchError::UnsupportedMediaType`].
 pub fn strategic_merge_patch(
     ty: &ResourceType,
     original: &Value,
@@ -313,23 +313,31 @@ fn take_list_directives(
     let mut lists = BTreeMap::<String, ListDirectives>::new();
     for key in keys {
         let value = patch.remove(&key);
-        let (prefix, list) = if let Some(list) = key.strip_prefix(SET_ELEMENT_ORDER) {
-            (SET_ELEMENT_ORDER, list)
-        } else if let Some(list) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-            (DELETE_FROM_PRIMITIVE_LIST, list)
-        } else {
+        let Some((list, is_order)) = key
+            .strip_prefix(SET_ELEMENT_ORDER)
+            .map(|list| (list, true))
+            .or_else(|| {
+                key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST)
+                    .map(|list| (list, false))
+            })
+        else {
             continue;
         };
         let Some(Value::Array(values)) = value else {
             return Err(PatchError::BadDirective(format!("{key} must be a list")));
         };
-        let entry = lists.entry(list.to_string()).or_default();
-        entry.list = list.to_string();
-        if prefix == SET_ELEMENT_ORDER {
-            entry.order = Some(values);
+        let entry = lists
+            .entry(list.to_string())
+            .or_insert_with(|| ListDirectives {
+                list: list.to_string(),
+                ..ListDirectives::default()
+            });
+        let slot = if is_order {
+            &mut entry.order
         } else {
-            entry.delete = Some(values);
-        }
+            &mut entry.delete
+        };
+        *slot = Some(values);
     }
     Ok(lists)
 }
