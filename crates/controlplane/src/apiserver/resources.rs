@@ -281,13 +281,12 @@ async fn update(store: &Store, req: &ResourceRequest) -> ApiResult<Value> {
 }
 
 async fn patch(store: &Store, req: &ResourceRequest) -> ApiResult<Reply> {
-    let patch_type = PatchType::from_content_type(&req.content_type)
-        .ok_or_else(|| patch::unsupported(req.ty()))?;
+    let patch_type = PatchType::from_content_type(&req.content_type, req.ty())?;
     for _ in 0..PATCH_ATTEMPTS {
         let stored = current(store, req).await?;
         let Some(stored) = stored else {
             if patch_type == PatchType::Apply {
-                let mut object = decode_body(&req.body, &req.content_type)?;
+                let mut object = patch::server_side_apply(req.ty(), None, &req.body)?;
                 place(req, &mut object)?;
                 let object = validate(req.path.kind, req.name(), object)?;
                 let created = store
@@ -298,7 +297,7 @@ async fn patch(store: &Store, req: &ResourceRequest) -> ApiResult<Reply> {
             }
             return Err(ApiError::not_found(req.ty(), req.name()));
         };
-        let patched = patch::apply(req.ty(), &stored, patch_type, &req.body)?;
+        let patched = patch::patch(req.ty(), patch_type, &stored, &req.body)?;
         match replace(store, req, &stored, patched).await {
             Err(e) if e.reason == "Conflict" => continue,
             result => return result.map(Reply::ok),
@@ -554,9 +553,8 @@ async fn scale(store: &Store, req: &ResourceRequest) -> ApiResult<Value> {
             let wanted = if req.verb == "update" {
                 decode_body(&req.body, &req.content_type)?
             } else {
-                let patch_type = PatchType::from_content_type(&req.content_type)
-                    .ok_or_else(|| patch::unsupported(req.ty()))?;
-                patch::apply(req.ty(), &view, patch_type, &req.body)?
+                let patch_type = PatchType::from_content_type(&req.content_type, req.ty())?;
+                patch::patch(req.ty(), patch_type, &view, &req.body)?
             };
             let replicas = wanted
                 .pointer("/spec/replicas")

@@ -187,6 +187,12 @@ impl ApiError {
     }
 }
 
+impl From<super::patch::PatchError> for ApiError {
+    fn from(e: super::patch::PatchError) -> Self {
+        Self::new(e.code(), e.reason(), e.to_string())
+    }
+}
+
 /// A success `Status` (deletions that leave no object to return).
 pub fn success(ty: &ResourceType, name: &str, uid: Option<&str>) -> Value {
     let mut details = object_details(ty, name);
