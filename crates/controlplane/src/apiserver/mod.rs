@@ -11,3 +11,5 @@
 //!
 //! Pure parts live in their own modules (tables, patches, authorization);
 //! the request handling at the edge.
+
+pub mod authn;
