@@ -13,8 +13,8 @@
 //! Every authenticated user is also in `system:authenticated`. A request
 //! with neither credential is `system:anonymous` in `system:unauthenticated`
 //! when anonymous access is on. Any [`AuthnError`] is a 401 `Unauthorized`
-//! (see [`unauthorized_status`]); authenticated but not allowed is RBAC's
-//! 403.
+//! (see [`unauthorized_status`]); authenticated but not allowed is a
+//! [`super::rbac`] 403.
 //!
 //! Everything here is pure: the current time is an argument, and the
 //! caller checks that a token's ServiceAccount (returned as

@@ -13,3 +13,4 @@
 //! the request handling at the edge.
 
 pub mod authn;
+pub mod rbac;
