@@ -30,6 +30,7 @@ use api::k8s_openapi::api::authorization::v1::{
 use api::k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
+use api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::authn::{UserInfo, service_account_username};
 
@@ -111,19 +112,26 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// Why a SelfSubjectAccessReview spec cannot be evaluated (a 422).
+/// Why a SelfSubjectAccessReview spec cannot be evaluated (a 422
+/// `Invalid`; the text is upstream's field error detail).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReviewError {
     /// Neither attribute set is given.
-    #[error(
-        "spec.resourceAttributes: Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified"
-    )]
+    #[error("exactly one of nonResourceAttributes or resourceAttributes must be specified")]
     Neither,
     /// Both attribute sets are given.
-    #[error(
-        "spec.resourceAttributes: Invalid value: \"{{...}}\": cannot be specified in combination with nonResourceAttributes"
-    )]
+    #[error("cannot be specified in combination with resourceAttributes")]
     Both,
+}
+
+impl ReviewError {
+    /// The offending field, as upstream names it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::Neither => "spec.resourceAttributes",
+            Self::Both => "spec.nonResourceAttributes",
+        }
+    }
 }
 
 /// Decides requests over one [`Policy`] snapshot.
@@ -140,7 +148,7 @@ impl Authorizer {
     /// without a namespace) are ignored; bindings are evaluated in name
     /// order.
     pub fn new(policy: Policy) -> Self {
-        let name_of = |meta: &api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        let name_of = |meta: &ObjectMeta| {
             (
                 meta.namespace.clone().unwrap_or_default(),
                 meta.name.clone().unwrap_or_default(),

@@ -1,6 +1,5 @@
 use api::k8s_openapi::api::authorization::v1::{NonResourceAttributes, ResourceAttributes as Ra};
 use api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::*;
 use crate::apiserver::authn::AUTHENTICATED_GROUP;
