@@ -13,4 +13,5 @@
 //! the request handling at the edge.
 
 pub mod authn;
+pub mod bootstrap;
 pub mod rbac;
