@@ -203,6 +203,7 @@ pub struct Authenticated {
 
 /// Authenticates requests: client certificate first, then bearer token,
 /// then anonymous (if enabled).
+#[derive(Debug)]
 pub struct Authenticator {
     tokens: ServiceAccountTokens,
     anonymous: bool,
