@@ -12,12 +12,15 @@
 //! Pure parts live in their own modules (tables, patches, authorization);
 //! the request handling at the edge.
 
+pub mod authn;
+pub mod bootstrap;
 pub mod crds;
 pub mod discovery;
 pub mod openapi;
 pub mod patch;
 pub mod paths;
 pub mod query;
+pub mod rbac;
 pub mod render;
 pub mod resources;
 pub mod status;
