@@ -32,6 +32,11 @@ impl ClusterPki {
         self.dir.join("ca.crt")
     }
 
+    /// The key service-account tokens are signed with.
+    pub fn service_account_key(&self) -> PathBuf {
+        self.dir.join("sa.key")
+    }
+
     /// A named certificate and its key.
     pub fn pair(&self, name: &str) -> (PathBuf, PathBuf) {
         (
@@ -86,6 +91,7 @@ pub fn ensure(
         "admin",
         &Leaf::client(ADMIN_USER, &["system:masters"]),
     )?;
+    pki::write_key_if_missing(&pki.service_account_key(), pki::new_key_pem)?;
     Ok(pki)
 }
 

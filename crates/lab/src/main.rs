@@ -526,11 +526,17 @@ async fn run_internal(internal: Internal) -> Result<()> {
                 .with_context(|| format!("cannot read {}/ca.crt", pki_dir.display()))?;
             let pair = ::pki::CertPair::read(&pki_dir, "apiserver")?;
             let tls = ::pki::server_config(&ca, &pair, ::pki::ClientAuth::Optional)?;
+            let sa_key = std::fs::read_to_string(pki_dir.join("sa.key"))
+                .with_context(|| format!("cannot read {}/sa.key", pki_dir.display()))?;
+            use controlplane::apiserver::authn;
+            let tokens =
+                authn::ServiceAccountTokens::from_pem(&sa_key, authn::DEFAULT_ISSUER, &[])?;
             let api = controlplane::apiserver::ServerConfig {
                 listen: apiserver_listen,
                 unix: Some(apiserver_socket),
                 advertise: apiserver_listen.to_string(),
                 tls: std::sync::Arc::new(tls),
+                tokens,
             };
             let controllers = controlplane::run(
                 store.clone(),

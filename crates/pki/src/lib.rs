@@ -271,6 +271,20 @@ fn base_params(common_name: &str, organizations: &[String]) -> Result<Certificat
     Ok(params)
 }
 
+/// A new ECDSA P-256 private key, PKCS#8 PEM (signing keys, e.g. of
+/// service-account tokens).
+pub fn new_key_pem() -> Result<String> {
+    Ok(KeyPair::generate()?.serialize_pem())
+}
+
+/// Write a private key file readable by its owner only, unless present.
+pub fn write_key_if_missing(path: &Path, key_pem: impl FnOnce() -> Result<String>) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    write_file(path, key_pem()?.as_bytes(), 0o600)
+}
+
 /// The identity a client certificate names: subject `CN` and `O`s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {

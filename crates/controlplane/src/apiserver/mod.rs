@@ -12,6 +12,7 @@
 //! Pure parts live in their own modules (tables, patches, authorization);
 //! the request handling at the edge.
 
+pub mod access;
 pub mod authn;
 pub mod bootstrap;
 pub mod crds;
@@ -51,7 +52,6 @@ const MAX_BODY: usize = 3 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how the API server listens.
-#[derive(Clone)]
 pub struct ServerConfig {
     /// Listen address (`192.168.10.100:6443`).
     pub listen: SocketAddr,
@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub advertise: String,
     /// TLS: the serving certificate and the client CA.
     pub tls: Arc<rustls::ServerConfig>,
+    /// Issues and verifies service-account tokens.
+    pub tokens: authn::ServiceAccountTokens,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -72,15 +74,6 @@ impl std::fmt::Debug for ServerConfig {
             .field("advertise", &self.advertise)
             .finish_non_exhaustive()
     }
-}
-
-/// Who sent a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// User name.
-    pub username: String,
-    /// Groups (`system:authenticated` included).
-    pub groups: Vec<String>,
 }
 
 /// A response before it is encoded.
@@ -105,6 +98,7 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 struct Server {
     store: Store,
     advertise: String,
+    access: access::Access,
 }
 
 /// Serve the API until the listener fails. Every connection is TLS; the
@@ -121,11 +115,19 @@ pub async fn serve(store: Store, config: ServerConfig) -> std::io::Result<()> {
     if let Err(e) = crds::ensure(&store).await {
         tracing::warn!(error = %e, "cannot store the CustomResourceDefinitions");
     }
+    let access = access::Access::new(
+        store.clone(),
+        authn::Authenticator::new(config.tokens, false),
+    );
+    if let Err(e) = access.start().await {
+        tracing::warn!(error = %e, "cannot store the bootstrap RBAC policy");
+    }
     tracing::info!(listen = %config.listen, unix = ?config.unix, "API server listening");
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.clone());
     let server = Arc::new(Server {
         store,
         advertise: config.advertise.clone(),
+        access,
     });
     let tcp_loop = async {
         loop {
@@ -168,23 +170,15 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await??;
-    let caller = tls
+    let certificate: Option<Arc<[u8]>> = tls
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|certs| certs.first())
-        .and_then(|cert| pki::subject_of(cert).ok())
-        .map(|s| {
-            let mut groups = s.organizations;
-            groups.push("system:authenticated".into());
-            Caller {
-                username: s.common_name,
-                groups,
-            }
-        });
+        .map(|cert| Arc::from(cert.as_ref()));
     let service = hyper::service::service_fn(move |req| {
-        let (server, caller) = (server.clone(), caller.clone());
-        async move { Ok::<_, Infallible>(server.respond(caller, req).await) }
+        let (server, certificate) = (server.clone(), certificate.clone());
+        async move { Ok::<_, Infallible>(server.respond(certificate.as_deref(), req).await) }
     });
     hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(tls), service)
@@ -194,12 +188,21 @@ where
 }
 
 impl Server {
-    async fn respond(&self, caller: Option<Caller>, req: Request<Incoming>) -> Response<Body> {
+    async fn respond(&self, certificate: Option<&[u8]>, req: Request<Incoming>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let reply = match caller {
-            Some(caller) => self.handle(&caller, req).await,
-            None => Err(ApiError::unauthorized()),
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let credentials = authn::Credentials {
+            client_certificate: certificate,
+            authorization: authorization.as_deref(),
+        };
+        let reply = match self.access.authenticate(&credentials).await {
+            Ok(user) => self.handle(&user, req).await,
+            Err(e) => Err(e),
         };
         let reply = reply.unwrap_or_else(|e| {
             if e.code >= 500 {
@@ -210,8 +213,11 @@ impl Server {
         encode(reply)
     }
 
-    async fn handle(&self, caller: &Caller, req: Request<Incoming>) -> ApiResult<Reply> {
+    async fn handle(&self, user: &authn::UserInfo, req: Request<Incoming>) -> ApiResult<Reply> {
         let route = paths::route(req.uri().path()).ok_or_else(ApiError::no_route)?;
+        if !matches!(route, Route::Resource(_)) {
+            self.access.authorize_path(user, req.uri().path())?;
+        }
         let header = |name: header::HeaderName| {
             req.headers()
                 .get(name)
@@ -253,7 +259,17 @@ impl Server {
             Route::Resource(path) => {
                 let query = query::Query::parse(req.uri().query())?;
                 let verb = paths::verb(req.method(), &path, query.watch);
-                authorize(caller, verb, &path)?;
+                self.access.authorize(
+                    user,
+                    verb,
+                    rbac::ResourceAttributes {
+                        api_group: path.kind.ty.group,
+                        resource: path.kind.ty.plural,
+                        subresource: path.subresource.as_deref().unwrap_or(""),
+                        namespace: path.namespace.as_deref().unwrap_or(""),
+                        name: path.name.as_deref().unwrap_or(""),
+                    },
+                )?;
                 if verb == "watch" {
                     query.check_fields(&path.kind.ty)?;
                     let stream = watch::start(
@@ -300,12 +316,6 @@ async fn read_body(body: Incoming, wanted: bool) -> ApiResult<Bytes> {
         .await
         .map(|c| c.to_bytes())
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
-}
-
-/// Authorize a request (every authenticated caller may do everything
-/// until RBAC is wired in).
-fn authorize(_caller: &Caller, _verb: &str, _path: &paths::ResourcePath) -> ApiResult<()> {
-    Ok(())
 }
 
 fn encode(reply: Reply) -> Response<Body> {
