@@ -24,6 +24,7 @@ pub mod rbac;
 pub mod render;
 pub mod resources;
 pub mod status;
+pub mod table;
 pub mod watch;
 
 use std::convert::Infallible;

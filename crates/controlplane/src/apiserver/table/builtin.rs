@@ -1,0 +1,584 @@
+//! Columns of the built-in kinds other than pods, as kube-apiserver's
+//! printers fill them (all columns, wide ones included); RBAC roles and
+//! CRDs use the server's default convertor (Name, Created At).
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::format::{label_map, rfc3339, selector, selector_or_none};
+use super::{
+    AGE, CREATION_DESCRIPTION, Column, NAME, array_at, bool_at, int_at, len_at, or_none, pod,
+    present, since, str_at, timestamp_at,
+};
+
+/// The columns of a built-in kind, if it has its own printer.
+pub(super) fn columns(kind: &str) -> Option<&'static [Column]> {
+    Some(match kind {
+        "Pod" => pod::COLUMNS,
+        "Node" => NODE,
+        "Service" => SERVICE,
+        "Endpoints" => ENDPOINTS,
+        "EndpointSlice" => ENDPOINT_SLICE,
+        "Deployment" => DEPLOYMENT,
+        "DaemonSet" => DAEMON_SET,
+        "Namespace" => NAMESPACE,
+        "ConfigMap" => CONFIG_MAP,
+        "Secret" => SECRET,
+        "ServiceAccount" => SERVICE_ACCOUNT,
+        "Event" => EVENT,
+        "Lease" => LEASE,
+        "NetworkPolicy" => NETWORK_POLICY,
+        "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
+        "Role" | "ClusterRole" | "CustomResourceDefinition" => DEFAULT_CONVERTOR,
+        _ => return None,
+    })
+}
+
+/// A column of type `integer` whose cell is the integer at `pointer`.
+macro_rules! count {
+    ($name:literal, $description:literal, $pointer:literal) => {
+        Column::typed($name, "integer", $description, |o, _| {
+            int_at(o, $pointer).into()
+        })
+    };
+}
+
+/// The wide `Containers` and `Images` columns of workload controllers.
+const CONTAINERS: Column = Column::string(
+    "Containers",
+    "Names of each container in the template.",
+    |o, _| template_containers(o, "/name").into(),
+)
+.wide();
+const IMAGES: Column = Column::string(
+    "Images",
+    "Images referenced by each container in the template.",
+    |o, _| template_containers(o, "/image").into(),
+)
+.wide();
+
+const NODE: &[Column] = &[
+    NAME,
+    Column::string("Status", "The status of the node", |o, _| {
+        node_status(o).into()
+    }),
+    Column::string("Roles", "The roles of the node", |o, _| {
+        node_roles(o).into()
+    }),
+    AGE,
+    Column::string("Version", "Kubelet version of the node.", |o, _| {
+        str_at(o, "/status/nodeInfo/kubeletVersion").into()
+    }),
+    Column::string("Internal-IP", "First InternalIP address.", |o, _| {
+        node_address(o, "InternalIP").into()
+    })
+    .wide(),
+    Column::string("External-IP", "First ExternalIP address.", |o, _| {
+        node_address(o, "ExternalIP").into()
+    })
+    .wide(),
+    Column::string("OS-Image", "Operating system image.", |o, _| {
+        node_info(o, "osImage").into()
+    })
+    .wide(),
+    Column::string("Kernel-Version", "Kernel version.", |o, _| {
+        node_info(o, "kernelVersion").into()
+    })
+    .wide(),
+    Column::string(
+        "Container-Runtime",
+        "Container runtime and version.",
+        |o, _| node_info(o, "containerRuntimeVersion").into(),
+    )
+    .wide(),
+];
+
+const SERVICE: &[Column] = &[
+    NAME,
+    Column::string("Type", "How the service is exposed.", |o, _| {
+        service_type(o).into()
+    }),
+    Column::string("Cluster-IP", "The service's first cluster IP.", |o, _| {
+        cluster_ip(o).into()
+    }),
+    Column::string(
+        "External-IP",
+        "External IPs and load-balancer ingress.",
+        |o, _| external_ip(o).into(),
+    ),
+    Column::string("Port(s)", "Ports, with node ports.", |o, _| {
+        service_ports(o).into()
+    }),
+    AGE,
+    Column::string(
+        "Selector",
+        "Labels of the pods behind the service.",
+        |o, _| label_map(o.pointer("/spec/selector")).into(),
+    )
+    .wide(),
+];
+
+const ENDPOINTS: &[Column] = &[
+    NAME,
+    Column::string("Endpoints", "Ready addresses with their ports.", |o, _| {
+        endpoints(o).into()
+    }),
+    AGE,
+];
+
+const ENDPOINT_SLICE: &[Column] = &[
+    NAME,
+    Column::string("AddressType", "Address family of the endpoints.", |o, _| {
+        str_at(o, "/addressType").into()
+    }),
+    Column::string("Ports", "Port numbers (or names).", |o, _| {
+        let ports = array_at(o, "/ports").iter().map(|p| match p.get("port") {
+            Some(Value::Number(n)) => n.to_string(),
+            _ => p.get("name").and_then(Value::as_str).unwrap_or("*").into(),
+        });
+        first_three(ports, "<unset>").into()
+    }),
+    Column::string("Endpoints", "Endpoint addresses.", |o, _| {
+        let addresses = array_at(o, "/endpoints")
+            .iter()
+            .flat_map(|e| array_at(e, "/addresses"))
+            .map(|a| a.as_str().unwrap_or("").to_string());
+        first_three(addresses, "<unset>").into()
+    }),
+    AGE,
+];
+
+const DEPLOYMENT: &[Column] = &[
+    NAME,
+    Column::string("Ready", "Ready pods out of the desired ones.", |o, _| {
+        let desired = o.pointer("/spec/replicas").and_then(Value::as_i64);
+        let ready = int_at(o, "/status/readyReplicas");
+        format!("{ready}/{}", desired.unwrap_or(1)).into()
+    }),
+    count!(
+        "Up-to-date",
+        "Pods of the current template.",
+        "/status/updatedReplicas"
+    ),
+    count!(
+        "Available",
+        "Pods available to serve.",
+        "/status/availableReplicas"
+    ),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    Column::string("Selector", "Label selector of the pods.", |o, _| {
+        let text = selector(o.pointer("/spec/selector"));
+        text.unwrap_or_else(|| "<invalid>".into()).into()
+    })
+    .wide(),
+];
+
+const DAEMON_SET: &[Column] = &[
+    NAME,
+    count!(
+        "Desired",
+        "Nodes that should run the pod.",
+        "/status/desiredNumberScheduled"
+    ),
+    count!(
+        "Current",
+        "Nodes running the pod.",
+        "/status/currentNumberScheduled"
+    ),
+    count!("Ready", "Nodes whose pod is ready.", "/status/numberReady"),
+    count!(
+        "Up-to-date",
+        "Nodes running the current template.",
+        "/status/updatedNumberScheduled"
+    ),
+    count!(
+        "Available",
+        "Nodes whose pod is available.",
+        "/status/numberAvailable"
+    ),
+    Column::string("Node Selector", "Node labels the pods require.", |o, _| {
+        label_map(o.pointer("/spec/template/spec/nodeSelector")).into()
+    }),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    Column::string("Selector", "Label selector of the pods.", |o, _| {
+        selector_or_none(o.pointer("/spec/selector")).into()
+    })
+    .wide(),
+];
+
+const NAMESPACE: &[Column] = &[
+    NAME,
+    Column::string("Status", "The status of the namespace", |o, _| {
+        match str_at(o, "/status/phase") {
+            "" if present(o, "/metadata/deletionTimestamp") => "Terminating",
+            "" => "Active",
+            phase => phase,
+        }
+        .into()
+    }),
+    AGE,
+];
+
+const CONFIG_MAP: &[Column] = &[
+    NAME,
+    Column::string("Data", "Number of data and binaryData keys.", |o, _| {
+        (len_at(o, "/data") + len_at(o, "/binaryData")).into()
+    }),
+    AGE,
+];
+
+const SECRET: &[Column] = &[
+    NAME,
+    Column::string("Type", "Type of the secret.", |o, _| {
+        match str_at(o, "/type") {
+            "" => "Opaque",
+            type_ => type_,
+        }
+        .into()
+    }),
+    Column::string("Data", "Number of data keys.", |o, _| {
+        len_at(o, "/data").into()
+    }),
+    AGE,
+];
+
+const SERVICE_ACCOUNT: &[Column] = &[
+    NAME,
+    Column::string("Secrets", "Number of referenced secrets.", |o, _| {
+        len_at(o, "/secrets").into()
+    }),
+    AGE,
+];
+
+/// `kubectl get events`: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE; the
+/// name comes last and only with `-o wide`.
+const EVENT: &[Column] = &[
+    Column::string(
+        "Last Seen",
+        "Time since the event was last seen.",
+        |o, now| event_last_seen(o, now).into(),
+    ),
+    Column::string("Type", "Normal or Warning.", |o, _| {
+        str_at(o, "/type").into()
+    }),
+    Column::string("Reason", "Short machine reason.", |o, _| {
+        str_at(o, "/reason").into()
+    }),
+    Column::string("Object", "The object the event is about.", |o, _| {
+        event_object(o).into()
+    }),
+    Column::string("Subobject", "Field path within the object.", |o, _| {
+        str_at(o, "/involvedObject/fieldPath").into()
+    })
+    .wide(),
+    Column::string("Source", "Component (and host) reporting it.", |o, _| {
+        event_source(o).into()
+    })
+    .wide(),
+    Column::string("Message", "Human-readable description.", |o, _| {
+        str_at(o, "/message").trim().into()
+    }),
+    Column::string(
+        "First Seen",
+        "Time since the event was first seen.",
+        |o, now| event_first_seen(o, now).into(),
+    )
+    .wide(),
+    Column::string("Count", "How many times it occurred.", |o, _| {
+        event_count(o).into()
+    })
+    .wide(),
+    NAME.wide(),
+];
+
+const LEASE: &[Column] = &[
+    NAME,
+    Column::string("Holder", "Identity of the current holder.", |o, _| {
+        str_at(o, "/spec/holderIdentity").into()
+    }),
+    AGE,
+];
+
+const NETWORK_POLICY: &[Column] = &[
+    NAME,
+    Column::string("Pod-Selector", "Pods the policy applies to.", |o, _| {
+        selector_or_none(o.pointer("/spec/podSelector")).into()
+    }),
+    AGE,
+];
+
+/// RoleBindings and ClusterRoleBindings.
+const ROLE_BINDING: &[Column] = &[
+    NAME,
+    Column::string("Role", "The role bound (kind/name).", |o, _| {
+        let kind = str_at(o, "/roleRef/kind");
+        format!("{kind}/{}", str_at(o, "/roleRef/name")).into()
+    }),
+    AGE,
+    Column::string("Users", "Users in the binding.", |o, _| {
+        subjects(o, "User").into()
+    })
+    .wide(),
+    Column::string("Groups", "Groups in the binding.", |o, _| {
+        subjects(o, "Group").into()
+    })
+    .wide(),
+    Column::string(
+        "ServiceAccounts",
+        "Service accounts in the binding.",
+        |o, _| subjects(o, "ServiceAccount").into(),
+    )
+    .wide(),
+];
+
+/// The API server's default convertor (Roles, ClusterRoles, CRDs).
+const DEFAULT_CONVERTOR: &[Column] = &[
+    NAME,
+    Column::typed("Created At", "date", CREATION_DESCRIPTION, |o, _| {
+        rfc3339(timestamp_at(o, "/metadata/creationTimestamp")).into()
+    }),
+];
+
+/// `Ready` / `NotReady` by the Ready condition, `Unknown` without one;
+/// `,SchedulingDisabled` when cordoned.
+fn node_status(node: &Value) -> String {
+    let ready = array_at(node, "/status/conditions")
+        .iter()
+        .rfind(|c| str_at(c, "/type") == "Ready");
+    let mut status = match ready.map(|c| str_at(c, "/status")) {
+        Some("True") => "Ready",
+        Some(_) => "NotReady",
+        None => "Unknown",
+    }
+    .to_string();
+    if bool_at(node, "/spec/unschedulable") {
+        status.push_str(",SchedulingDisabled");
+    }
+    status
+}
+
+/// Sorted roles from `node-role.kubernetes.io/<role>` labels and the
+/// `kubernetes.io/role` label; `<none>` without any.
+fn node_roles(node: &Value) -> String {
+    let labels = node.pointer("/metadata/labels").and_then(Value::as_object);
+    let roles: BTreeSet<&str> = labels
+        .into_iter()
+        .flatten()
+        .filter_map(
+            |(key, value)| match key.strip_prefix("node-role.kubernetes.io/") {
+                Some(role) => Some(role),
+                None if key == "kubernetes.io/role" => value.as_str(),
+                None => None,
+            },
+        )
+        .filter(|role| !role.is_empty())
+        .collect();
+    or_none(&roles.into_iter().collect::<Vec<_>>().join(","))
+}
+
+fn node_address(node: &Value, type_: &str) -> String {
+    let address = array_at(node, "/status/addresses")
+        .iter()
+        .find(|a| str_at(a, "/type") == type_)
+        .map(|a| str_at(a, "/address"));
+    address.unwrap_or("<none>").into()
+}
+
+/// A `status.nodeInfo` field, `<unknown>` when empty.
+fn node_info(node: &Value, field: &str) -> String {
+    match str_at(node, &format!("/status/nodeInfo/{field}")) {
+        "" => "<unknown>".into(),
+        value => value.into(),
+    }
+}
+
+/// `spec.type`, which the API server defaults to `ClusterIP`.
+fn service_type(service: &Value) -> &str {
+    match str_at(service, "/spec/type") {
+        "" => "ClusterIP",
+        type_ => type_,
+    }
+}
+
+/// `spec.clusterIPs[0]` (or `spec.clusterIP`); `None` for headless.
+fn cluster_ip(service: &Value) -> String {
+    match str_at(service, "/spec/clusterIPs/0") {
+        "" => or_none(str_at(service, "/spec/clusterIP")),
+        ip => ip.into(),
+    }
+}
+
+/// External IPs; for load balancers the ingress IPs (or hostnames) first,
+/// `<pending>` while there are none; the external name of ExternalName
+/// services.
+fn external_ip(service: &Value) -> String {
+    let external: Vec<&str> = array_at(service, "/spec/externalIPs")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    match service_type(service) {
+        "ClusterIP" | "NodePort" => or_none(&external.join(",")),
+        "LoadBalancer" => {
+            let ingress: BTreeSet<&str> = array_at(service, "/status/loadBalancer/ingress")
+                .iter()
+                .map(|i| match str_at(i, "/ip") {
+                    "" => str_at(i, "/hostname"),
+                    ip => ip,
+                })
+                .filter(|a| !a.is_empty())
+                .collect();
+            let all: Vec<&str> = ingress.into_iter().chain(external).collect();
+            if all.is_empty() {
+                "<pending>".into()
+            } else {
+                all.join(",")
+            }
+        }
+        "ExternalName" => str_at(service, "/spec/externalName").into(),
+        _ => "<unknown>".into(),
+    }
+}
+
+/// `80/TCP` or `80:30080/TCP` per port, comma-joined; `<none>`.
+fn service_ports(service: &Value) -> String {
+    let ports: Vec<String> = array_at(service, "/spec/ports")
+        .iter()
+        .map(|p| {
+            let protocol = match str_at(p, "/protocol") {
+                "" => "TCP",
+                protocol => protocol,
+            };
+            match int_at(p, "/nodePort") {
+                0 => format!("{}/{protocol}", int_at(p, "/port")),
+                node_port => format!("{}:{node_port}/{protocol}", int_at(p, "/port")),
+            }
+        })
+        .collect();
+    or_none(&ports.join(","))
+}
+
+/// `ip:port` for every ready address and port (IPs alone for subsets
+/// without ports), the first three then ` + N more...`; `<none>` without
+/// subsets.
+fn endpoints(object: &Value) -> String {
+    let subsets = array_at(object, "/subsets");
+    if subsets.is_empty() {
+        return "<none>".into();
+    }
+    let items = subsets.iter().flat_map(|subset| {
+        let ips: Vec<&str> = array_at(subset, "/addresses")
+            .iter()
+            .map(|a| str_at(a, "/ip"))
+            .collect();
+        let ports = array_at(subset, "/ports");
+        if ports.is_empty() {
+            return ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>();
+        }
+        ports
+            .iter()
+            .flat_map(|p| ips.iter().map(|ip| host_port(ip, int_at(p, "/port"))))
+            .collect()
+    });
+    first_three(items, "")
+}
+
+/// `ip:port`, with the IPv6 address in brackets.
+fn host_port(ip: &str, port: i64) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// The first three items comma-joined, then ` + N more...`; `empty`
+/// when there are none.
+fn first_three(items: impl Iterator<Item = String>, empty: &str) -> String {
+    let items: Vec<String> = items.collect();
+    match items.len() {
+        0 => empty.into(),
+        n if n > 3 => format!("{} + {} more...", items[..3].join(","), n - 3),
+        _ => items.join(","),
+    }
+}
+
+/// A field of every container of the pod template, comma-joined.
+fn template_containers(object: &Value, field: &str) -> String {
+    array_at(object, "/spec/template/spec/containers")
+        .iter()
+        .map(|c| str_at(c, field))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// When the event was first seen: `firstTimestamp`, else `eventTime`.
+fn event_first_seen(event: &Value, now: Timestamp) -> String {
+    let first = timestamp_at(event, "/firstTimestamp").or(timestamp_at(event, "/eventTime"));
+    since(first, now)
+}
+
+/// When the event was last seen: the series' last observation, else
+/// `lastTimestamp`, else when first seen.
+fn event_last_seen(event: &Value, now: Timestamp) -> String {
+    if present(event, "/series") {
+        return since(timestamp_at(event, "/series/lastObservedTime"), now);
+    }
+    match timestamp_at(event, "/lastTimestamp") {
+        Some(last) => since(Some(last), now),
+        None => event_first_seen(event, now),
+    }
+}
+
+/// The series count, else `count`, at least 1.
+fn event_count(event: &Value) -> i64 {
+    if present(event, "/series") {
+        return int_at(event, "/series/count");
+    }
+    match int_at(event, "/count") {
+        0 => 1,
+        count => count,
+    }
+}
+
+/// `kind/name` of the involved object, the kind lower-cased.
+fn event_object(event: &Value) -> String {
+    let kind = str_at(event, "/involvedObject/kind").to_lowercase();
+    match str_at(event, "/involvedObject/name") {
+        "" => kind,
+        name => format!("{kind}/{name}"),
+    }
+}
+
+/// `component, host` of the source (or the reporting controller and
+/// instance).
+fn event_source(event: &Value) -> String {
+    let first = |a: &str, b: &str| match str_at(event, a) {
+        "" => str_at(event, b).to_string(),
+        value => value.to_string(),
+    };
+    let component = first("/source/component", "/reportingComponent");
+    match first("/source/host", "/reportingInstance") {
+        instance if instance.is_empty() => component,
+        instance => format!("{component}, {instance}"),
+    }
+}
+
+/// The binding's subjects of one kind, `, `-joined (service accounts as
+/// `namespace/name`).
+fn subjects(binding: &Value, kind: &str) -> String {
+    array_at(binding, "/subjects")
+        .iter()
+        .filter(|s| str_at(s, "/kind") == kind)
+        .map(|s| match kind {
+            "ServiceAccount" => format!("{}/{}", str_at(s, "/namespace"), str_at(s, "/name")),
+            _ => str_at(s, "/name").to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
