@@ -582,3 +582,497 @@ fn subjects(binding: &Value, kind: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::tests::{cells, headers, row_json};
+
+    /// Metadata of an object created 77 seconds before the tests' now.
+    fn meta(name: &str) -> serde_json::Value {
+        json!({"name": name, "namespace": "default", "creationTimestamp": "2025-03-01T11:58:43Z"})
+    }
+
+    #[test]
+    fn node() {
+        assert_eq!(
+            headers("Node"),
+            [
+                "Name",
+                "Status",
+                "Roles",
+                "Age",
+                "Version",
+                "Internal-IP*",
+                "External-IP*",
+                "OS-Image*",
+                "Kernel-Version*",
+                "Container-Runtime*"
+            ]
+        );
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "k8s-ctr", "creationTimestamp": "2025-02-28T20:00:00Z",
+                "labels": {"node-role.kubernetes.io/control-plane": "",
+                    "kubernetes.io/role": "master", "kubernetes.io/os": "linux"}},
+            "spec": {"unschedulable": true, "podCIDR": "172.20.0.0/24"},
+            "status": {
+                "conditions": [{"type": "MemoryPressure", "status": "False"},
+                    {"type": "Ready", "status": "True"}],
+                "addresses": [{"type": "InternalIP", "address": "192.168.10.100"},
+                    {"type": "Hostname", "address": "k8s-ctr"}],
+                "nodeInfo": {"kubeletVersion": "v1.33.2", "osImage": "Ubuntu 24.04.2 LTS",
+                    "kernelVersion": "6.8.0-53-generic",
+                    "containerRuntimeVersion": "containerd://1.7.27"}}});
+        assert_eq!(
+            row_json("Node", node),
+            json!([
+                "k8s-ctr",
+                "Ready,SchedulingDisabled",
+                "control-plane,master",
+                "16h",
+                "v1.33.2",
+                "192.168.10.100",
+                "<none>",
+                "Ubuntu 24.04.2 LTS",
+                "6.8.0-53-generic",
+                "containerd://1.7.27"
+            ])
+        );
+        let fresh = json!({"metadata": {"name": "k8s-w1"},
+            "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}});
+        assert_eq!(
+            row_json("Node", fresh),
+            json!([
+                "k8s-w1",
+                "NotReady",
+                "<none>",
+                "<unknown>",
+                "",
+                "<none>",
+                "<none>",
+                "<unknown>",
+                "<unknown>",
+                "<unknown>"
+            ])
+        );
+        let no_conditions = json!({"metadata": {"name": "n"}});
+        assert_eq!(cells("Node", no_conditions)[1], "Unknown");
+    }
+
+    #[test]
+    fn service() {
+        assert_eq!(
+            headers("Service"),
+            [
+                "Name",
+                "Type",
+                "Cluster-IP",
+                "External-IP",
+                "Port(s)",
+                "Age",
+                "Selector*"
+            ]
+        );
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": meta("webpod"),
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.194.47",
+                "clusterIPs": ["10.96.194.47"], "selector": {"app": "webpod"},
+                "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}});
+        assert_eq!(
+            row_json("Service", svc),
+            json!([
+                "webpod",
+                "ClusterIP",
+                "10.96.194.47",
+                "<none>",
+                "80/TCP",
+                "77s",
+                "app=webpod"
+            ])
+        );
+        let node_port = json!({"metadata": meta("hubble-ui"),
+            "spec": {"type": "NodePort", "clusterIPs": ["10.3.93.132"],
+                "externalIPs": ["192.168.10.10"],
+                "ports": [{"port": 80, "nodePort": 31001, "protocol": "TCP"},
+                    {"port": 53, "nodePort": 30053, "protocol": "UDP"}]}});
+        assert_eq!(
+            cells("Service", node_port)[1..5],
+            [
+                "NodePort",
+                "10.3.93.132",
+                "192.168.10.10",
+                "80:31001/TCP,53:30053/UDP"
+            ]
+        );
+        let headless = json!({"metadata": meta("db"),
+            "spec": {"clusterIP": "None", "clusterIPs": ["None"]}});
+        assert_eq!(
+            cells("Service", headless)[1..7],
+            ["ClusterIP", "None", "<none>", "<none>", "77s", "<none>"]
+        );
+    }
+
+    #[test]
+    fn load_balancer_and_external_name_services() {
+        let pending = json!({"metadata": meta("web"),
+            "spec": {"type": "LoadBalancer", "clusterIPs": ["10.96.0.10"],
+                "ports": [{"port": 80, "nodePort": 31234, "protocol": "TCP"}]}});
+        assert_eq!(
+            cells("Service", pending.clone())[3..5],
+            ["<pending>", "80:31234/TCP"]
+        );
+        let mut assigned = pending;
+        assigned["status"] = json!({"loadBalancer": {"ingress": [
+            {"ip": "192.168.10.211"}, {"hostname": "lb.example.com"}, {"ip": "192.168.10.201"}]}});
+        assigned["spec"]["externalIPs"] = json!(["10.0.0.1"]);
+        assert_eq!(
+            cells("Service", assigned)[3],
+            "192.168.10.201,192.168.10.211,lb.example.com,10.0.0.1"
+        );
+        let external = json!({"metadata": meta("ext"),
+            "spec": {"type": "ExternalName", "externalName": "example.com"}});
+        assert_eq!(
+            cells("Service", external)[2..5],
+            ["<none>", "example.com", "<none>"]
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(headers("Endpoints"), ["Name", "Endpoints", "Age"]);
+        let webpod = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": meta("webpod"),
+            "subsets": [{"addresses": [{"ip": "10.244.0.2"}, {"ip": "10.244.1.188"}],
+                "ports": [{"port": 80, "protocol": "TCP"}]}]});
+        assert_eq!(
+            row_json("Endpoints", webpod),
+            json!(["webpod", "10.244.0.2:80,10.244.1.188:80", "77s"])
+        );
+        let dns = json!({"metadata": meta("kube-dns"),
+            "subsets": [{"addresses": [{"ip": "172.20.0.56"}, {"ip": "172.20.1.113"}],
+                "ports": [{"name": "dns", "port": 53}, {"name": "dns-tcp", "port": 53},
+                    {"name": "metrics", "port": 9153}]}]});
+        assert_eq!(
+            cells("Endpoints", dns)[1],
+            "172.20.0.56:53,172.20.1.113:53,172.20.0.56:53 + 3 more..."
+        );
+        let none = json!({"metadata": meta("hubble-ui")});
+        assert_eq!(cells("Endpoints", none)[1], "<none>");
+        let not_ready = json!({"metadata": meta("a"),
+            "subsets": [{"notReadyAddresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]});
+        assert_eq!(cells("Endpoints", not_ready)[1], "");
+        let headless = json!({"metadata": meta("b"),
+            "subsets": [{"addresses": [{"ip": "fd00::1"}]},
+                {"addresses": [{"ip": "fd00::2"}], "ports": [{"port": 443}]}]});
+        assert_eq!(cells("Endpoints", headless)[1], "fd00::1,[fd00::2]:443");
+    }
+
+    #[test]
+    fn endpoint_slice() {
+        assert_eq!(
+            headers("EndpointSlice"),
+            ["Name", "AddressType", "Ports", "Endpoints", "Age"]
+        );
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": meta("webpod-j45jt"), "addressType": "IPv4",
+            "ports": [{"name": "", "port": 80, "protocol": "TCP"}],
+            "endpoints": [{"addresses": ["10.244.0.2"]}, {"addresses": ["10.244.1.188"]}]});
+        assert_eq!(
+            row_json("EndpointSlice", slice),
+            json!([
+                "webpod-j45jt",
+                "IPv4",
+                "80",
+                "10.244.0.2,10.244.1.188",
+                "77s"
+            ])
+        );
+        let many = json!({"metadata": meta("s"), "addressType": "IPv6",
+            "ports": [{"port": 1}, {"name": "http"}, {}, {"port": 4}],
+            "endpoints": [{"addresses": ["a", "b"]}, {"addresses": ["c"]}, {"addresses": ["d"]},
+                {"addresses": ["e"]}]});
+        assert_eq!(
+            cells("EndpointSlice", many)[2..4],
+            ["1,http,* + 1 more...", "a,b,c + 2 more..."]
+        );
+        let empty = json!({"metadata": meta("e"), "addressType": "IPv4", "endpoints": []});
+        assert_eq!(cells("EndpointSlice", empty)[2..4], ["<unset>", "<unset>"]);
+    }
+
+    #[test]
+    fn deployment() {
+        assert_eq!(
+            headers("Deployment"),
+            [
+                "Name",
+                "Ready",
+                "Up-to-date",
+                "Available",
+                "Age",
+                "Containers*",
+                "Images*",
+                "Selector*"
+            ]
+        );
+        let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("webpod"),
+            "spec": {"replicas": 3,
+                "selector": {"matchLabels": {"app": "webpod"}},
+                "template": {"metadata": {"labels": {"app": "webpod"}},
+                    "spec": {"containers": [{"name": "webpod", "image": "traefik/whoami"},
+                        {"name": "sidecar", "image": "busybox"}]}}},
+            "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3,
+                "availableReplicas": 2}});
+        assert_eq!(
+            row_json("Deployment", deploy),
+            json!([
+                "webpod",
+                "2/3",
+                3,
+                2,
+                "77s",
+                "webpod,sidecar",
+                "traefik/whoami,busybox",
+                "app=webpod"
+            ])
+        );
+        let new = json!({"metadata": meta("new"), "spec": {"template": {"spec": {}}}});
+        assert_eq!(
+            row_json("Deployment", new),
+            json!(["new", "0/1", 0, 0, "77s", "", "", ""])
+        );
+    }
+
+    #[test]
+    fn daemon_set() {
+        assert_eq!(
+            headers("DaemonSet"),
+            [
+                "Name",
+                "Desired",
+                "Current",
+                "Ready",
+                "Up-to-date",
+                "Available",
+                "Node Selector",
+                "Age",
+                "Containers*",
+                "Images*",
+                "Selector*"
+            ]
+        );
+        let cilium = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "cilium", "namespace": "kube-system",
+                "creationTimestamp": "2025-03-01T07:40:00Z"},
+            "spec": {"selector": {"matchLabels": {"k8s-app": "cilium"}},
+                "template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"},
+                    "containers": [{"name": "cilium-agent", "image": "quay.io/cilium/cilium:v1.18.0"}]}}},
+            "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                "numberReady": 2, "updatedNumberScheduled": 3, "numberAvailable": 2}});
+        assert_eq!(
+            row_json("DaemonSet", cilium),
+            json!([
+                "cilium",
+                3,
+                3,
+                2,
+                3,
+                2,
+                "kubernetes.io/os=linux",
+                "4h20m",
+                "cilium-agent",
+                "quay.io/cilium/cilium:v1.18.0",
+                "k8s-app=cilium"
+            ])
+        );
+    }
+
+    #[test]
+    fn namespace_config_map_secret_service_account() {
+        assert_eq!(headers("Namespace"), ["Name", "Status", "Age"]);
+        let ns = json!({"metadata": {"name": "kube-system",
+            "creationTimestamp": "2025-01-15T00:00:00Z"}, "status": {"phase": "Active"}});
+        assert_eq!(
+            row_json("Namespace", ns),
+            json!(["kube-system", "Active", "45d"])
+        );
+        let mut deleting = json!({"metadata": {"name": "old",
+            "deletionTimestamp": "2025-03-01T11:59:00Z"}});
+        assert_eq!(cells("Namespace", deleting.clone())[1], "Terminating");
+        deleting["status"] = json!({"phase": "Active"});
+        assert_eq!(cells("Namespace", deleting)[1], "Active");
+
+        assert_eq!(headers("ConfigMap"), ["Name", "Data", "Age"]);
+        let cm = json!({"metadata": meta("kube-root-ca.crt"), "data": {"ca.crt": "..."},
+            "binaryData": {"blob": "AAEC"}});
+        assert_eq!(
+            row_json("ConfigMap", cm),
+            json!(["kube-root-ca.crt", 2, "77s"])
+        );
+
+        assert_eq!(headers("Secret"), ["Name", "Type", "Data", "Age"]);
+        let secret = json!({"metadata": meta("cilium-ca"),
+            "data": {"ca.crt": "Y2E=", "ca.key": "a2V5"}});
+        assert_eq!(
+            row_json("Secret", secret),
+            json!(["cilium-ca", "Opaque", 2, "77s"])
+        );
+        let tls = json!({"metadata": meta("tls"), "type": "kubernetes.io/tls"});
+        assert_eq!(
+            cells("Secret", tls)[1..3],
+            [json!("kubernetes.io/tls"), json!(0)]
+        );
+
+        assert_eq!(headers("ServiceAccount"), ["Name", "Secrets", "Age"]);
+        let sa = json!({"metadata": meta("default")});
+        assert_eq!(row_json("ServiceAccount", sa), json!(["default", 0, "77s"]));
+        let with_secret =
+            json!({"metadata": meta("legacy"), "secrets": [{"name": "legacy-token"}]});
+        assert_eq!(cells("ServiceAccount", with_secret)[1], 1);
+    }
+
+    #[test]
+    fn event() {
+        assert_eq!(
+            headers("Event"),
+            [
+                "Last Seen",
+                "Type",
+                "Reason",
+                "Object",
+                "Subobject*",
+                "Source*",
+                "Message",
+                "First Seen*",
+                "Count*",
+                "Name*"
+            ]
+        );
+        let pulled = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "curl-pod.1829f0c3a1b2c3d4", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "curl-pod", "namespace": "default",
+                "fieldPath": "spec.containers{curl}"},
+            "reason": "Pulled", "type": "Normal",
+            "message": "Container image \"nicolaka/netshoot\" already present on machine\n",
+            "source": {"component": "kubelet", "host": "k8s-ctr"},
+            "firstTimestamp": "2025-03-01T11:50:00Z", "lastTimestamp": "2025-03-01T11:59:30Z",
+            "count": 3});
+        assert_eq!(
+            row_json("Event", pulled),
+            json!([
+                "30s",
+                "Normal",
+                "Pulled",
+                "pod/curl-pod",
+                "spec.containers{curl}",
+                "kubelet, k8s-ctr",
+                "Container image \"nicolaka/netshoot\" already present on machine",
+                "10m",
+                3,
+                "curl-pod.1829f0c3a1b2c3d4"
+            ])
+        );
+        let new_api = json!({"metadata": {"name": "e2"},
+            "involvedObject": {"kind": "Node"},
+            "eventTime": "2025-03-01T11:59:00.123456Z", "reportingComponent": "cilium-operator",
+            "type": "Warning", "reason": "Conflict", "message": "m"});
+        assert_eq!(
+            row_json("Event", new_api),
+            json!([
+                "59s",
+                "Warning",
+                "Conflict",
+                "node",
+                "",
+                "cilium-operator",
+                "m",
+                "59s",
+                1,
+                "e2"
+            ])
+        );
+        let series = json!({"metadata": {"name": "e3"},
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "eventTime": "2025-03-01T11:00:00.000000Z",
+            "series": {"count": 12, "lastObservedTime": "2025-03-01T11:58:00.000000Z"},
+            "reportingComponent": "kubelet", "reportingInstance": "k8s-w1"});
+        let r = cells("Event", series);
+        assert_eq!(r[0], "2m");
+        assert_eq!(r[5], "kubelet, k8s-w1");
+        assert_eq!(r[7..9], [json!("60m"), json!(12)]);
+    }
+
+    #[test]
+    fn lease_and_network_policy() {
+        assert_eq!(headers("Lease"), ["Name", "Holder", "Age"]);
+        let lease = json!({"metadata": meta("cilium-operator-resource-lock"),
+            "spec": {"holderIdentity": "k8s-ctr-abcde", "leaseDurationSeconds": 15}});
+        assert_eq!(
+            row_json("Lease", lease),
+            json!(["cilium-operator-resource-lock", "k8s-ctr-abcde", "77s"])
+        );
+        assert_eq!(cells("Lease", json!({"metadata": meta("free")}))[1], "");
+
+        assert_eq!(headers("NetworkPolicy"), ["Name", "Pod-Selector", "Age"]);
+        let all = json!({"metadata": meta("deny-all"), "spec": {"podSelector": {}}});
+        assert_eq!(
+            row_json("NetworkPolicy", all),
+            json!(["deny-all", "<none>", "77s"])
+        );
+        let web = json!({"metadata": meta("web"), "spec": {"podSelector": {
+            "matchLabels": {"app": "webpod"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "api"]}]}}});
+        assert_eq!(
+            cells("NetworkPolicy", web)[1],
+            "app=webpod,tier in (api,front)"
+        );
+    }
+
+    #[test]
+    fn rbac() {
+        let wide = [
+            "Name",
+            "Role",
+            "Age",
+            "Users*",
+            "Groups*",
+            "ServiceAccounts*",
+        ];
+        assert_eq!(headers("RoleBinding"), wide);
+        assert_eq!(headers("ClusterRoleBinding"), wide);
+        let binding = json!({"metadata": {"name": "cilium",
+                "creationTimestamp": "2025-03-01T11:00:00Z"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                "name": "cilium"},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": "cilium", "namespace": "kube-system"},
+                {"kind": "User", "name": "alice"}, {"kind": "User", "name": "bob"},
+                {"kind": "Group", "name": "system:nodes"},
+                {"kind": "ServiceAccount", "name": "hubble", "namespace": "kube-system"}]});
+        assert_eq!(
+            row_json("ClusterRoleBinding", binding.clone()),
+            json!([
+                "cilium",
+                "ClusterRole/cilium",
+                "60m",
+                "alice, bob",
+                "system:nodes",
+                "kube-system/cilium, kube-system/hubble"
+            ])
+        );
+        assert_eq!(cells("RoleBinding", binding)[1], "ClusterRole/cilium");
+
+        for kind in ["Role", "ClusterRole", "CustomResourceDefinition"] {
+            assert_eq!(headers(kind), ["Name", "Created At"], "{kind}");
+        }
+        let crd = json!({"metadata": {"name": "ciliumnodes.cilium.io",
+            "creationTimestamp": "2024-10-26T13:12:33Z"}});
+        assert_eq!(
+            row_json("CustomResourceDefinition", crd),
+            json!(["ciliumnodes.cilium.io", "2024-10-26T13:12:33Z"])
+        );
+        let role = json!({"metadata": {"name": "admin"}});
+        assert_eq!(
+            row_json("ClusterRole", role),
+            json!(["admin", "0001-01-01T00:00:00Z"])
+        );
+    }
+}
