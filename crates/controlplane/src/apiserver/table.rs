@@ -424,7 +424,7 @@ mod tests {
             let ty = kind("ConfigMap");
             table(
                 ty,
-                &[object.clone()],
+                std::slice::from_ref(&object),
                 include,
                 true,
                 &meta,
