@@ -368,15 +368,15 @@ mod tests {
         table["rows"][0]["cells"].as_array().unwrap().clone()
     }
 
-    /// The cells of one object of a kind at [`NOW`], as a JSON array.
-    pub(super) fn row_json(kind_name: &str, object: Value) -> Value {
-        Value::Array(cells(kind_name, object))
+    /// The cells of one object of a kind at [`NOW`], as compact JSON.
+    pub(super) fn row_text(kind_name: &str, object: Value) -> String {
+        Value::Array(cells(kind_name, object)).to_string()
     }
 
-    /// The column names of a kind, wide ones marked with `*`.
-    pub(super) fn headers(kind_name: &str) -> Vec<String> {
+    /// The column names of a kind, `|`-separated, wide ones marked `*`.
+    pub(super) fn headers(kind_name: &str) -> String {
         let table = table_of(kind_name, &[]);
-        table["columnDefinitions"]
+        let names: Vec<String> = table["columnDefinitions"]
             .as_array()
             .unwrap()
             .iter()
@@ -384,7 +384,8 @@ mod tests {
                 let wide = if c["priority"] == 1 { "*" } else { "" };
                 format!("{}{wide}", c["name"].as_str().unwrap())
             })
-            .collect()
+            .collect();
+        names.join("|")
     }
 
     fn config_map() -> Value {
@@ -521,10 +522,10 @@ mod tests {
 
     #[test]
     fn kinds_without_columns_get_name_and_age() {
-        assert_eq!(headers("CiliumCIDRGroup"), ["Name", "Age"]);
+        assert_eq!(headers("CiliumCIDRGroup"), "Name|Age");
         let cidr_group = json!({"metadata": {"name": "g",
             "creationTimestamp": "2025-03-01T11:59:15Z"}});
-        assert_eq!(row_json("CiliumCIDRGroup", cidr_group), json!(["g", "45s"]));
+        assert_eq!(row_text("CiliumCIDRGroup", cidr_group), r#"["g","45s"]"#);
         let fake = ResourceType {
             kind: "Widget",
             group: "example.com",
@@ -546,6 +547,6 @@ mod tests {
     #[test]
     fn ages_without_creation_time_are_unknown() {
         let cm = json!({"metadata": {"name": "a"}, "data": {}});
-        assert_eq!(row_json("ConfigMap", cm), json!(["a", 0, "<unknown>"]));
+        assert_eq!(row_text("ConfigMap", cm), r#"["a",0,"<unknown>"]"#);
     }
 }

@@ -587,7 +587,7 @@ fn subjects(binding: &Value, kind: &str) -> String {
 mod tests {
     use serde_json::json;
 
-    use super::super::tests::{cells, headers, row_json};
+    use super::super::tests::{cells, headers, row_text};
 
     /// Metadata of an object created 77 seconds before the tests' now.
     fn meta(name: &str) -> serde_json::Value {
@@ -598,18 +598,7 @@ mod tests {
     fn node() {
         assert_eq!(
             headers("Node"),
-            [
-                "Name",
-                "Status",
-                "Roles",
-                "Age",
-                "Version",
-                "Internal-IP*",
-                "External-IP*",
-                "OS-Image*",
-                "Kernel-Version*",
-                "Container-Runtime*"
-            ]
+            "Name|Status|Roles|Age|Version|Internal-IP*|External-IP*|OS-Image*|Kernel-Version*|Container-Runtime*"
         );
         let node = json!({"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": "k8s-ctr", "creationTimestamp": "2025-02-28T20:00:00Z",
@@ -625,36 +614,14 @@ mod tests {
                     "kernelVersion": "6.8.0-53-generic",
                     "containerRuntimeVersion": "containerd://1.7.27"}}});
         assert_eq!(
-            row_json("Node", node),
-            json!([
-                "k8s-ctr",
-                "Ready,SchedulingDisabled",
-                "control-plane,master",
-                "16h",
-                "v1.33.2",
-                "192.168.10.100",
-                "<none>",
-                "Ubuntu 24.04.2 LTS",
-                "6.8.0-53-generic",
-                "containerd://1.7.27"
-            ])
+            row_text("Node", node),
+            r#"["k8s-ctr","Ready,SchedulingDisabled","control-plane,master","16h","v1.33.2","192.168.10.100","<none>","Ubuntu 24.04.2 LTS","6.8.0-53-generic","containerd://1.7.27"]"#
         );
         let fresh = json!({"metadata": {"name": "k8s-w1"},
             "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}});
         assert_eq!(
-            row_json("Node", fresh),
-            json!([
-                "k8s-w1",
-                "NotReady",
-                "<none>",
-                "<unknown>",
-                "",
-                "<none>",
-                "<none>",
-                "<unknown>",
-                "<unknown>",
-                "<unknown>"
-            ])
+            row_text("Node", fresh),
+            r#"["k8s-w1","NotReady","<none>","<unknown>","","<none>","<none>","<unknown>","<unknown>","<unknown>"]"#
         );
         let no_conditions = json!({"metadata": {"name": "n"}});
         assert_eq!(cells("Node", no_conditions)[1], "Unknown");
@@ -664,31 +631,15 @@ mod tests {
     fn service() {
         assert_eq!(
             headers("Service"),
-            [
-                "Name",
-                "Type",
-                "Cluster-IP",
-                "External-IP",
-                "Port(s)",
-                "Age",
-                "Selector*"
-            ]
+            "Name|Type|Cluster-IP|External-IP|Port(s)|Age|Selector*"
         );
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": meta("webpod"),
             "spec": {"type": "ClusterIP", "clusterIP": "10.96.194.47",
                 "clusterIPs": ["10.96.194.47"], "selector": {"app": "webpod"},
                 "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}});
         assert_eq!(
-            row_json("Service", svc),
-            json!([
-                "webpod",
-                "ClusterIP",
-                "10.96.194.47",
-                "<none>",
-                "80/TCP",
-                "77s",
-                "app=webpod"
-            ])
+            row_text("Service", svc),
+            r#"["webpod","ClusterIP","10.96.194.47","<none>","80/TCP","77s","app=webpod"]"#
         );
         let node_port = json!({"metadata": meta("hubble-ui"),
             "spec": {"type": "NodePort", "clusterIPs": ["10.3.93.132"],
@@ -739,13 +690,13 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(headers("Endpoints"), ["Name", "Endpoints", "Age"]);
+        assert_eq!(headers("Endpoints"), "Name|Endpoints|Age");
         let webpod = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": meta("webpod"),
             "subsets": [{"addresses": [{"ip": "10.244.0.2"}, {"ip": "10.244.1.188"}],
                 "ports": [{"port": 80, "protocol": "TCP"}]}]});
         assert_eq!(
-            row_json("Endpoints", webpod),
-            json!(["webpod", "10.244.0.2:80,10.244.1.188:80", "77s"])
+            row_text("Endpoints", webpod),
+            r#"["webpod","10.244.0.2:80,10.244.1.188:80","77s"]"#
         );
         let dns = json!({"metadata": meta("kube-dns"),
             "subsets": [{"addresses": [{"ip": "172.20.0.56"}, {"ip": "172.20.1.113"}],
@@ -770,21 +721,15 @@ mod tests {
     fn endpoint_slice() {
         assert_eq!(
             headers("EndpointSlice"),
-            ["Name", "AddressType", "Ports", "Endpoints", "Age"]
+            "Name|AddressType|Ports|Endpoints|Age"
         );
         let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": meta("webpod-j45jt"), "addressType": "IPv4",
             "ports": [{"name": "", "port": 80, "protocol": "TCP"}],
             "endpoints": [{"addresses": ["10.244.0.2"]}, {"addresses": ["10.244.1.188"]}]});
         assert_eq!(
-            row_json("EndpointSlice", slice),
-            json!([
-                "webpod-j45jt",
-                "IPv4",
-                "80",
-                "10.244.0.2,10.244.1.188",
-                "77s"
-            ])
+            row_text("EndpointSlice", slice),
+            r#"["webpod-j45jt","IPv4","80","10.244.0.2,10.244.1.188","77s"]"#
         );
         let many = json!({"metadata": meta("s"), "addressType": "IPv6",
             "ports": [{"port": 1}, {"name": "http"}, {}, {"port": 4}],
@@ -802,16 +747,7 @@ mod tests {
     fn deployment() {
         assert_eq!(
             headers("Deployment"),
-            [
-                "Name",
-                "Ready",
-                "Up-to-date",
-                "Available",
-                "Age",
-                "Containers*",
-                "Images*",
-                "Selector*"
-            ]
+            "Name|Ready|Up-to-date|Available|Age|Containers*|Images*|Selector*"
         );
         let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("webpod"),
             "spec": {"replicas": 3,
@@ -822,22 +758,13 @@ mod tests {
             "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3,
                 "availableReplicas": 2}});
         assert_eq!(
-            row_json("Deployment", deploy),
-            json!([
-                "webpod",
-                "2/3",
-                3,
-                2,
-                "77s",
-                "webpod,sidecar",
-                "traefik/whoami,busybox",
-                "app=webpod"
-            ])
+            row_text("Deployment", deploy),
+            r#"["webpod","2/3",3,2,"77s","webpod,sidecar","traefik/whoami,busybox","app=webpod"]"#
         );
         let new = json!({"metadata": meta("new"), "spec": {"template": {"spec": {}}}});
         assert_eq!(
-            row_json("Deployment", new),
-            json!(["new", "0/1", 0, 0, "77s", "", "", ""])
+            row_text("Deployment", new),
+            r#"["new","0/1",0,0,"77s","","",""]"#
         );
     }
 
@@ -845,19 +772,7 @@ mod tests {
     fn daemon_set() {
         assert_eq!(
             headers("DaemonSet"),
-            [
-                "Name",
-                "Desired",
-                "Current",
-                "Ready",
-                "Up-to-date",
-                "Available",
-                "Node Selector",
-                "Age",
-                "Containers*",
-                "Images*",
-                "Selector*"
-            ]
+            "Name|Desired|Current|Ready|Up-to-date|Available|Node Selector|Age|Containers*|Images*|Selector*"
         );
         let cilium = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
             "metadata": {"name": "cilium", "namespace": "kube-system",
@@ -868,31 +783,19 @@ mod tests {
             "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3,
                 "numberReady": 2, "updatedNumberScheduled": 3, "numberAvailable": 2}});
         assert_eq!(
-            row_json("DaemonSet", cilium),
-            json!([
-                "cilium",
-                3,
-                3,
-                2,
-                3,
-                2,
-                "kubernetes.io/os=linux",
-                "4h20m",
-                "cilium-agent",
-                "quay.io/cilium/cilium:v1.18.0",
-                "k8s-app=cilium"
-            ])
+            row_text("DaemonSet", cilium),
+            r#"["cilium",3,3,2,3,2,"kubernetes.io/os=linux","4h20m","cilium-agent","quay.io/cilium/cilium:v1.18.0","k8s-app=cilium"]"#
         );
     }
 
     #[test]
     fn namespace_config_map_secret_service_account() {
-        assert_eq!(headers("Namespace"), ["Name", "Status", "Age"]);
+        assert_eq!(headers("Namespace"), "Name|Status|Age");
         let ns = json!({"metadata": {"name": "kube-system",
             "creationTimestamp": "2025-01-15T00:00:00Z"}, "status": {"phase": "Active"}});
         assert_eq!(
-            row_json("Namespace", ns),
-            json!(["kube-system", "Active", "45d"])
+            row_text("Namespace", ns),
+            r#"["kube-system","Active","45d"]"#
         );
         let mut deleting = json!({"metadata": {"name": "old",
             "deletionTimestamp": "2025-03-01T11:59:00Z"}});
@@ -900,20 +803,17 @@ mod tests {
         deleting["status"] = json!({"phase": "Active"});
         assert_eq!(cells("Namespace", deleting)[1], "Active");
 
-        assert_eq!(headers("ConfigMap"), ["Name", "Data", "Age"]);
+        assert_eq!(headers("ConfigMap"), "Name|Data|Age");
         let cm = json!({"metadata": meta("kube-root-ca.crt"), "data": {"ca.crt": "..."},
             "binaryData": {"blob": "AAEC"}});
-        assert_eq!(
-            row_json("ConfigMap", cm),
-            json!(["kube-root-ca.crt", 2, "77s"])
-        );
+        assert_eq!(row_text("ConfigMap", cm), r#"["kube-root-ca.crt",2,"77s"]"#);
 
-        assert_eq!(headers("Secret"), ["Name", "Type", "Data", "Age"]);
+        assert_eq!(headers("Secret"), "Name|Type|Data|Age");
         let secret = json!({"metadata": meta("cilium-ca"),
             "data": {"ca.crt": "Y2E=", "ca.key": "a2V5"}});
         assert_eq!(
-            row_json("Secret", secret),
-            json!(["cilium-ca", "Opaque", 2, "77s"])
+            row_text("Secret", secret),
+            r#"["cilium-ca","Opaque",2,"77s"]"#
         );
         let tls = json!({"metadata": meta("tls"), "type": "kubernetes.io/tls"});
         assert_eq!(
@@ -921,9 +821,9 @@ mod tests {
             [json!("kubernetes.io/tls"), json!(0)]
         );
 
-        assert_eq!(headers("ServiceAccount"), ["Name", "Secrets", "Age"]);
+        assert_eq!(headers("ServiceAccount"), "Name|Secrets|Age");
         let sa = json!({"metadata": meta("default")});
-        assert_eq!(row_json("ServiceAccount", sa), json!(["default", 0, "77s"]));
+        assert_eq!(row_text("ServiceAccount", sa), r#"["default",0,"77s"]"#);
         let with_secret =
             json!({"metadata": meta("legacy"), "secrets": [{"name": "legacy-token"}]});
         assert_eq!(cells("ServiceAccount", with_secret)[1], 1);
@@ -933,18 +833,7 @@ mod tests {
     fn event() {
         assert_eq!(
             headers("Event"),
-            [
-                "Last Seen",
-                "Type",
-                "Reason",
-                "Object",
-                "Subobject*",
-                "Source*",
-                "Message",
-                "First Seen*",
-                "Count*",
-                "Name*"
-            ]
+            "Last Seen|Type|Reason|Object|Subobject*|Source*|Message|First Seen*|Count*|Name*"
         );
         let pulled = json!({"apiVersion": "v1", "kind": "Event",
             "metadata": {"name": "curl-pod.1829f0c3a1b2c3d4", "namespace": "default"},
@@ -956,38 +845,16 @@ mod tests {
             "firstTimestamp": "2025-03-01T11:50:00Z", "lastTimestamp": "2025-03-01T11:59:30Z",
             "count": 3});
         assert_eq!(
-            row_json("Event", pulled),
-            json!([
-                "30s",
-                "Normal",
-                "Pulled",
-                "pod/curl-pod",
-                "spec.containers{curl}",
-                "kubelet, k8s-ctr",
-                "Container image \"nicolaka/netshoot\" already present on machine",
-                "10m",
-                3,
-                "curl-pod.1829f0c3a1b2c3d4"
-            ])
+            row_text("Event", pulled),
+            r#"["30s","Normal","Pulled","pod/curl-pod","spec.containers{curl}","kubelet, k8s-ctr","Container image \"nicolaka/netshoot\" already present on machine","10m",3,"curl-pod.1829f0c3a1b2c3d4"]"#
         );
         let new_api = json!({"metadata": {"name": "e2"},
             "involvedObject": {"kind": "Node"},
             "eventTime": "2025-03-01T11:59:00.123456Z", "reportingComponent": "cilium-operator",
             "type": "Warning", "reason": "Conflict", "message": "m"});
         assert_eq!(
-            row_json("Event", new_api),
-            json!([
-                "59s",
-                "Warning",
-                "Conflict",
-                "node",
-                "",
-                "cilium-operator",
-                "m",
-                "59s",
-                1,
-                "e2"
-            ])
+            row_text("Event", new_api),
+            r#"["59s","Warning","Conflict","node","","cilium-operator","m","59s",1,"e2"]"#
         );
         let series = json!({"metadata": {"name": "e3"},
             "involvedObject": {"kind": "Pod", "name": "p"},
@@ -1002,20 +869,20 @@ mod tests {
 
     #[test]
     fn lease_and_network_policy() {
-        assert_eq!(headers("Lease"), ["Name", "Holder", "Age"]);
+        assert_eq!(headers("Lease"), "Name|Holder|Age");
         let lease = json!({"metadata": meta("cilium-operator-resource-lock"),
             "spec": {"holderIdentity": "k8s-ctr-abcde", "leaseDurationSeconds": 15}});
         assert_eq!(
-            row_json("Lease", lease),
-            json!(["cilium-operator-resource-lock", "k8s-ctr-abcde", "77s"])
+            row_text("Lease", lease),
+            r#"["cilium-operator-resource-lock","k8s-ctr-abcde","77s"]"#
         );
         assert_eq!(cells("Lease", json!({"metadata": meta("free")}))[1], "");
 
-        assert_eq!(headers("NetworkPolicy"), ["Name", "Pod-Selector", "Age"]);
+        assert_eq!(headers("NetworkPolicy"), "Name|Pod-Selector|Age");
         let all = json!({"metadata": meta("deny-all"), "spec": {"podSelector": {}}});
         assert_eq!(
-            row_json("NetworkPolicy", all),
-            json!(["deny-all", "<none>", "77s"])
+            row_text("NetworkPolicy", all),
+            r#"["deny-all","<none>","77s"]"#
         );
         let web = json!({"metadata": meta("web"), "spec": {"podSelector": {
             "matchLabels": {"app": "webpod"},
@@ -1028,14 +895,7 @@ mod tests {
 
     #[test]
     fn rbac() {
-        let wide = [
-            "Name",
-            "Role",
-            "Age",
-            "Users*",
-            "Groups*",
-            "ServiceAccounts*",
-        ];
+        let wide = "Name|Role|Age|Users*|Groups*|ServiceAccounts*";
         assert_eq!(headers("RoleBinding"), wide);
         assert_eq!(headers("ClusterRoleBinding"), wide);
         let binding = json!({"metadata": {"name": "cilium",
@@ -1048,31 +908,24 @@ mod tests {
                 {"kind": "Group", "name": "system:nodes"},
                 {"kind": "ServiceAccount", "name": "hubble", "namespace": "kube-system"}]});
         assert_eq!(
-            row_json("ClusterRoleBinding", binding.clone()),
-            json!([
-                "cilium",
-                "ClusterRole/cilium",
-                "60m",
-                "alice, bob",
-                "system:nodes",
-                "kube-system/cilium, kube-system/hubble"
-            ])
+            row_text("ClusterRoleBinding", binding.clone()),
+            r#"["cilium","ClusterRole/cilium","60m","alice, bob","system:nodes","kube-system/cilium, kube-system/hubble"]"#
         );
         assert_eq!(cells("RoleBinding", binding)[1], "ClusterRole/cilium");
 
         for kind in ["Role", "ClusterRole", "CustomResourceDefinition"] {
-            assert_eq!(headers(kind), ["Name", "Created At"], "{kind}");
+            assert_eq!(headers(kind), "Name|Created At", "{kind}");
         }
         let crd = json!({"metadata": {"name": "ciliumnodes.cilium.io",
             "creationTimestamp": "2024-10-26T13:12:33Z"}});
         assert_eq!(
-            row_json("CustomResourceDefinition", crd),
-            json!(["ciliumnodes.cilium.io", "2024-10-26T13:12:33Z"])
+            row_text("CustomResourceDefinition", crd),
+            r#"["ciliumnodes.cilium.io","2024-10-26T13:12:33Z"]"#
         );
         let role = json!({"metadata": {"name": "admin"}});
         assert_eq!(
-            row_json("ClusterRole", role),
-            json!(["admin", "0001-01-01T00:00:00Z"])
+            row_text("ClusterRole", role),
+            r#"["admin","0001-01-01T00:00:00Z"]"#
         );
     }
 }
