@@ -36,10 +36,11 @@ pub(super) fn columns(kind: &str) -> Option<&'static [Column]> {
     })
 }
 
-/// A column of type `integer` whose cell is the integer at `pointer`.
+/// A column whose cell is the integer at `pointer` (the printers declare
+/// some such columns `string`, others `integer`).
 macro_rules! count {
-    ($name:literal, $description:literal, $pointer:literal) => {
-        Column::typed($name, "integer", $description, |o, _| {
+    ($name:literal, $type:literal, $description:literal, $pointer:literal) => {
+        Column::typed($name, $type, $description, |o, _| {
             int_at(o, $pointer).into()
         })
     };
@@ -159,11 +160,13 @@ const DEPLOYMENT: &[Column] = &[
     }),
     count!(
         "Up-to-date",
+        "string",
         "Pods of the current template.",
         "/status/updatedReplicas"
     ),
     count!(
         "Available",
+        "string",
         "Pods available to serve.",
         "/status/availableReplicas"
     ),
@@ -181,22 +184,31 @@ const DAEMON_SET: &[Column] = &[
     NAME,
     count!(
         "Desired",
+        "integer",
         "Nodes that should run the pod.",
         "/status/desiredNumberScheduled"
     ),
     count!(
         "Current",
+        "integer",
         "Nodes running the pod.",
         "/status/currentNumberScheduled"
     ),
-    count!("Ready", "Nodes whose pod is ready.", "/status/numberReady"),
+    count!(
+        "Ready",
+        "integer",
+        "Nodes whose pod is ready.",
+        "/status/numberReady"
+    ),
     count!(
         "Up-to-date",
+        "integer",
         "Nodes running the current template.",
         "/status/updatedNumberScheduled"
     ),
     count!(
         "Available",
+        "integer",
         "Nodes whose pod is available.",
         "/status/numberAvailable"
     ),
@@ -587,7 +599,18 @@ fn subjects(binding: &Value, kind: &str) -> String {
 mod tests {
     use serde_json::json;
 
-    use super::super::tests::{cells, headers, row_text};
+    use super::super::tests::{cells, headers, row_text, table_of};
+
+    /// The declared types of a kind's columns, `|`-separated.
+    fn types(kind: &str) -> String {
+        let table = table_of(kind, &[]);
+        let definitions = table["columnDefinitions"].as_array().unwrap();
+        let types: Vec<&str> = definitions
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        types.join("|")
+    }
 
     /// Metadata of an object created 77 seconds before the tests' now.
     fn meta(name: &str) -> serde_json::Value {
@@ -746,6 +769,10 @@ mod tests {
     #[test]
     fn deployment() {
         assert_eq!(
+            types("Deployment"),
+            "string|string|string|string|string|string|string|string"
+        );
+        assert_eq!(
             headers("Deployment"),
             "Name|Ready|Up-to-date|Available|Age|Containers*|Images*|Selector*"
         );
@@ -770,6 +797,10 @@ mod tests {
 
     #[test]
     fn daemon_set() {
+        assert_eq!(
+            types("DaemonSet"),
+            "string|integer|integer|integer|integer|integer|string|string|string|string|string"
+        );
         assert_eq!(
             headers("DaemonSet"),
             "Name|Desired|Current|Ready|Up-to-date|Available|Node Selector|Age|Containers*|Images*|Selector*"
