@@ -25,6 +25,7 @@ pub mod rbac;
 pub mod render;
 pub mod resources;
 pub mod status;
+pub mod table;
 pub mod watch;
 
 use std::convert::Infallible;
