@@ -273,6 +273,7 @@ impl Server {
                 )?;
                 if verb == "watch" {
                     query.check_fields(&path.kind.ty)?;
+                    let shape = render::Shape::of(&accept, &query)?;
                     let stream = watch::start(
                         &self.store,
                         watch::WatchRequest {
@@ -280,6 +281,7 @@ impl Server {
                             version: path.version.clone(),
                             namespace: path.namespace.clone(),
                             query,
+                            shape,
                         },
                     )
                     .await?;

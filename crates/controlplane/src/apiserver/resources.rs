@@ -19,6 +19,7 @@ use super::Reply;
 use super::patch::{self, PatchType};
 use super::paths::ResourcePath;
 use super::query::Query;
+use super::render::{self, Shape};
 use super::status::{self, ApiError, ApiResult};
 
 /// How many times a patch is retried when the object changes under it.
@@ -58,7 +59,11 @@ impl ResourceRequest {
 pub async fn handle(store: &Store, req: ResourceRequest) -> ApiResult<Reply> {
     req.query.check_fields(req.ty())?;
     match (req.path.subresource.as_deref(), req.verb) {
-        (None, "get") | (Some("status"), "get") => get(store, &req).await.map(Reply::ok),
+        (None, "get") | (Some("status"), "get") => {
+            let shape = Shape::of(&req.accept, &req.query)?;
+            let object = get(store, &req).await?;
+            Ok(Reply::ok(render::object(req.ty(), object, shape)))
+        }
         (None, "list") => list(store, &req).await,
         (None, "create") => create(store, &req).await,
         (None, "update") | (Some("status"), "update") => update(store, &req).await.map(Reply::ok),
@@ -105,14 +110,8 @@ async fn list(store: &Store, req: &ResourceRequest) -> ApiResult<Reply> {
         .filter(|o| req.query.selects(ty, o))
         .collect();
     let revision = list.revision.to_string();
-    Ok(super::render::list(
-        ty,
-        &req.path.version,
-        items,
-        &revision,
-        &req.accept,
-        &req.query,
-    ))
+    let shape = Shape::of(&req.accept, &req.query)?;
+    Ok(render::list(ty, &req.path.version, items, &revision, shape))
 }
 
 /// Decode a request body (JSON, or YAML for apply).

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use store::{Store, WatchEvent};
 
 use super::query::Query;
-use super::render;
+use super::render::{self, Shape};
 use super::status::{ApiError, ApiResult};
 
 /// How often an idle watch with bookmarks gets one.
@@ -35,6 +35,8 @@ pub struct WatchRequest {
     pub namespace: Option<String>,
     /// Selectors and options.
     pub query: Query,
+    /// Objects or Tables.
+    pub shape: Shape,
 }
 
 /// One line of the stream.
@@ -99,6 +101,8 @@ pub async fn start(store: &Store, req: WatchRequest) -> ApiResult<BoxStream<'sta
         query: req.query,
         known,
         revision: from,
+        shape: req.shape,
+        columns_sent: false,
     };
     let deadline = filter
         .query
@@ -140,6 +144,9 @@ struct Filter {
     /// started from a resourceVersion (prior state unknown).
     known: Option<HashSet<String>>,
     revision: i64,
+    shape: Shape,
+    /// Whether a Table event carried the column definitions already.
+    columns_sent: bool,
 }
 
 impl Filter {
@@ -192,6 +199,14 @@ impl Filter {
                 known.insert(key);
             }
         }
+        let object = match self.shape {
+            Shape::Objects => object,
+            Shape::Table(include) => {
+                let rv = self.revision.to_string();
+                let with_columns = !std::mem::replace(&mut self.columns_sent, true);
+                Shape::table(include, self.ty, &[object], &rv, with_columns)
+            }
+        };
         Some(json!({"type": kind, "object": object}))
     }
 }
