@@ -7,8 +7,10 @@
 //!
 //! No decisions live here; controllers own those.
 
+use api::Object;
 use api::k8s_openapi::Resource;
-use toolkit::cache::HasMeta;
+use store::Store;
+use toolkit::cache::{HasMeta, key_of};
 pub use toolkit::{Cache, Change, Pacer};
 
 use crate::Error;
@@ -68,6 +70,63 @@ impl Pass {
                 tracing::warn!(controller = self.controller, action, object = key, error = %e, "write failed; will retry");
                 self.ok = false;
                 None
+            }
+        }
+    }
+}
+
+/// A write a controller decided on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write<T> {
+    /// Create this object.
+    Create(T),
+    /// Replace the stored object (metadata incl. resourceVersion kept).
+    Update(T),
+    /// Delete this object.
+    Delete(T),
+}
+
+impl Pass {
+    /// Make `writes` against the store, keeping `cache` current with what
+    /// was written (logged with the object's kind).
+    pub async fn write_all<T: Object + Resource + HasMeta + Clone>(
+        &mut self,
+        store: &Store,
+        cache: &mut Cache<T>,
+        writes: Vec<Write<T>>,
+    ) {
+        let kind = T::KIND;
+        for write in writes {
+            match write {
+                Write::Create(obj) => {
+                    let key = key_of(obj.object_meta());
+                    if let Some(w) = self.check("create", &key, store.create(&obj).await) {
+                        tracing::info!(object = key, kind, "created");
+                        cache.written(w);
+                    }
+                }
+                Write::Update(obj) => {
+                    let key = key_of(obj.object_meta());
+                    if let Some(w) = self.check("update", &key, store.update(&obj).await) {
+                        tracing::info!(object = key, kind, "updated");
+                        cache.written(w);
+                    }
+                }
+                Write::Delete(obj) => {
+                    let meta = obj.object_meta();
+                    let key = key_of(meta);
+                    let (ns, name) = (
+                        meta.namespace.as_deref(),
+                        meta.name.as_deref().unwrap_or(""),
+                    );
+                    if self
+                        .check("delete", &key, store.delete::<T>(ns, name).await)
+                        .is_some()
+                    {
+                        tracing::info!(object = key, kind, "deleted");
+                        cache.deleted(&obj);
+                    }
+                }
             }
         }
     }

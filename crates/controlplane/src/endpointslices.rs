@@ -20,7 +20,7 @@ use futures::StreamExt;
 use store::Store;
 
 use crate::Error;
-use crate::cache::{Cache, Pacer, Pass, feed};
+use crate::cache::{Cache, Pacer, Pass, Write, feed};
 use crate::meta::{
     controller_reference, key_of, labels, map_selector_matches, pod_ip, pod_is_finished,
     pod_is_ready, pod_is_terminating, pod_node, safe_encode, stable_hash,
@@ -34,15 +34,7 @@ pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 
 /// A write this controller must make.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SliceAction {
-    /// Create this slice.
-    Create(EndpointSlice),
-    /// Replace the stored slice (metadata incl. resourceVersion kept).
-    Update(EndpointSlice),
-    /// Delete this slice.
-    Delete(EndpointSlice),
-}
+pub type SliceAction = Write<EndpointSlice>;
 
 /// The slice name of a Service: stable for its lifetime (from the uid).
 pub fn slice_name(svc: &Service) -> String {
@@ -241,33 +233,7 @@ pub async fn run(store: Store) -> Result<(), Error> {
                     plan_slices(&s, &p, &e)
                 };
                 let mut pass = Pass::new("endpointslices");
-                for action in actions {
-                    match action {
-                        SliceAction::Create(slice) => {
-                            let key = key_of(&slice.metadata);
-                            if let Some(w) = pass.check("create", &key, store.create(&slice).await) {
-                                tracing::info!(slice = key, endpoints = w.endpoints.len(), "created endpointslice");
-                                slices.written(w);
-                            }
-                        }
-                        SliceAction::Update(slice) => {
-                            let key = key_of(&slice.metadata);
-                            if let Some(w) = pass.check("update", &key, store.update(&slice).await) {
-                                tracing::info!(slice = key, endpoints = w.endpoints.len(), "updated endpointslice");
-                                slices.written(w);
-                            }
-                        }
-                        SliceAction::Delete(slice) => {
-                            let key = key_of(&slice.metadata);
-                            let ns = slice.metadata.namespace.as_deref();
-                            let name = slice.metadata.name.as_deref().unwrap_or("");
-                            if pass.check("delete", &key, store.delete::<EndpointSlice>(ns, name).await).is_some() {
-                                tracing::info!(slice = key, "deleted endpointslice");
-                                slices.deleted(&slice);
-                            }
-                        }
-                    }
-                }
+                pass.write_all(&store, &mut slices, actions).await;
                 pacer.finished(pass.ok());
             }
         }

@@ -16,7 +16,8 @@
 //!       ├─ scheduler       Pod, Node            → Pod.spec.nodeName, PodScheduled
 //!       ├─ deployments     Deployment, Pod      → Pods, Deployment.status
 //!       ├─ services        Service              → clusterIP(s), nodePorts, defaults
-//!       └─ endpointslices  Service, Pod, Slice  → EndpointSlices
+//!       ├─ endpointslices  Service, Pod, Slice  → EndpointSlices
+//!       └─ endpoints       Slice, Endpoints     → Endpoints (legacy)
 //! ```
 //!
 //! Shared helpers live in `meta` (selectors, owner references, pod state)
@@ -27,6 +28,7 @@
 pub mod apiserver;
 mod cache;
 mod deployments;
+mod endpoints;
 mod endpointslices;
 mod meta;
 mod namespaces;
@@ -114,16 +116,18 @@ enum Controller {
     Deployments,
     Services,
     EndpointSlices,
+    Endpoints,
 }
 
 impl Controller {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Namespaces,
         Self::PodCidr,
         Self::Scheduler,
         Self::Deployments,
         Self::Services,
         Self::EndpointSlices,
+        Self::Endpoints,
     ];
 
     fn name(self) -> &'static str {
@@ -134,6 +138,7 @@ impl Controller {
             Self::Deployments => "deployments",
             Self::Services => "services",
             Self::EndpointSlices => "endpointslices",
+            Self::Endpoints => "endpoints",
         }
     }
 
@@ -151,6 +156,7 @@ impl Controller {
                 services::run(store, ranges).await
             }
             Self::EndpointSlices => endpointslices::run(store).await,
+            Self::Endpoints => endpoints::run(store).await,
         }
     }
 }
