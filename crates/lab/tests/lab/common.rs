@@ -81,6 +81,30 @@ impl Lab {
         }
     }
 
+    /// Real `kubectl ARGS` against the lab's API server (its kubeconfig,
+    /// a discovery cache of its own).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        let root = format!("/run/cilium-lab/{}", self.name);
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", format!("{root}/kubeconfig"))
+            .env("KUBECACHEDIR", format!("{root}/kube-cache"))
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// `kubectl ARGS` that must succeed; stdout.
+    pub fn kube(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn apply(&self, text: &str) -> Output {
         let mut child = Command::new(BIN)
             .args(["--name", &self.name, "apply", "-f", "-"])

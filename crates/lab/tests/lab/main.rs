@@ -5,5 +5,6 @@
 
 mod cilium;
 mod common;
+mod kubectl;
 mod seed;
 mod tunnel;
