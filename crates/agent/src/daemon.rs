@@ -48,8 +48,8 @@ use crate::tasks::{ClusterInputs, Manager, Tasks};
 pub struct Settings {
     /// Node name.
     pub node_name: String,
-    /// etcd endpoints.
-    pub etcd: Vec<String>,
+    /// Where the cluster state is (the API server, or etcd).
+    pub cluster: store::ClusterSource,
     /// REST socket.
     pub socket_path: PathBuf,
     /// State directory.
@@ -90,8 +90,11 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
     let (tables, writers) = Tables::new();
     let mut tasks = Tasks::new(health.clone(), metrics.clone());
 
-    let store = retry("connecting to etcd", || Store::etcd(&settings.etcd)).await;
-    tracing::info!(endpoints = ?settings.etcd, "connected to the store");
+    let store = retry("connecting to the cluster", || {
+        Store::connect(&settings.cluster)
+    })
+    .await;
+    tracing::info!(cluster = %settings.cluster.describe(), "connected to the cluster");
     let state = StateDir::new(&settings.state_dir);
     let (saved_ipam, saved_endpoints) = load_local_state(&state)?;
 
@@ -408,7 +411,8 @@ fn serve_stage(
     s: ServeInputs,
 ) {
     let status = Arc::new(Mutex::new(StatusInputs {
-        kvstore_endpoints: settings.etcd.join(","),
+        cluster: settings.cluster.describe(),
+        kubernetes: store.is_kubernetes(),
         store_ok: true,
         store_error: None,
         cni_conf: None,

@@ -37,8 +37,13 @@ struct Flags {
     /// This node's name.
     #[arg(long, env = "K8S_NODE_NAME")]
     node_name: String,
-    /// etcd endpoint of the cluster store (repeatable, or comma-separated).
-    #[arg(long, value_name = "ENDPOINT", value_delimiter = ',', required = true)]
+    /// kubeconfig of the Kubernetes API server (default: in-cluster
+    /// credentials when KUBERNETES_SERVICE_HOST is set).
+    #[arg(long, value_name = "PATH", env = "CILIUM_K8S_KUBECONFIG_PATH")]
+    k8s_kubeconfig_path: Option<PathBuf>,
+    /// etcd endpoints to use as the cluster store instead of the API
+    /// (repeatable, or comma-separated).
+    #[arg(long, value_name = "ENDPOINT", value_delimiter = ',')]
     etcd: Vec<String>,
     #[command(flatten)]
     config: ciliumconfig::ConfigFlags,
@@ -74,9 +79,16 @@ fn main() -> ExitCode {
     };
     toolkit::logging::init(flags.log_format, if cfg.debug { "debug" } else { "info" });
     tracing::info!(node = %flags.node_name, config = ?cfg.effective, "starting cilium-agent");
+    let cluster = match store::ClusterSource::from_flags(flags.k8s_kubeconfig_path, &flags.etcd) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cilium-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let settings = daemon::Settings {
         node_name: flags.node_name,
-        etcd: flags.etcd,
+        cluster,
         socket_path: flags.socket_path,
         state_dir: flags.state_dir,
         bpf_root: flags.bpf_root,

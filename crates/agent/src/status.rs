@@ -11,8 +11,10 @@ use crate::endpoints::EndpointSnapshot;
 /// Facts the status needs beyond config and endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusInputs {
-    /// etcd endpoints of the store.
-    pub kvstore_endpoints: String,
+    /// Where the cluster state is (etcd endpoints, or the kubeconfig).
+    pub cluster: String,
+    /// Whether it is a Kubernetes API server (else etcd).
+    pub kubernetes: bool,
     /// Whether the last store operation succeeded.
     pub store_ok: bool,
     /// The last store error, if any.
@@ -55,22 +57,27 @@ pub fn render(
     inputs: &StatusInputs,
     controllers: &[toolkit::ControllerStatus],
 ) -> StatusResponse {
-    let kvstore = if inputs.store_ok {
+    let failure = || {
         format!(
-            "Ok   etcd: 1/1 connected: {} - 3.4",
-            inputs.kvstore_endpoints
-        )
-    } else {
-        format!(
-            "Failure   etcd: {}: {}",
-            inputs.kvstore_endpoints,
+            "Failure   {}: {}",
+            inputs.cluster,
             inputs.store_error.as_deref().unwrap_or("unreachable")
         )
     };
-    let kubernetes = if inputs.store_ok {
-        "Ok   1.33 (lab control plane)".to_string()
-    } else {
-        "Disabled".to_string()
+    let (kvstore, kubernetes) = match (inputs.kubernetes, inputs.store_ok) {
+        (true, true) => (
+            "Disabled".to_string(),
+            "Ok   1.33 (v1.33.0) [linux/amd64]".to_string(),
+        ),
+        (true, false) => ("Disabled".to_string(), failure()),
+        (false, true) => (
+            format!("Ok   etcd: 1/1 connected: {} - 3.4", inputs.cluster),
+            "Disabled".to_string(),
+        ),
+        (false, false) => (
+            failure().replacen("Failure   ", "Failure   etcd: ", 1),
+            "Disabled".to_string(),
+        ),
     };
     let routing = match cfg.tunnel() {
         None => "Network: Native   Host: BPF".to_string(),
@@ -172,7 +179,8 @@ mod tests {
             .into(),
         };
         let inputs = StatusInputs {
-            kvstore_endpoints: "http://192.168.10.100:2379".into(),
+            cluster: "http://192.168.10.100:2379".into(),
+            kubernetes: false,
             store_ok: true,
             store_error: None,
             cni_conf: Some("/etc/cni/net.d/05-cilium.conflist".into()),
@@ -195,7 +203,7 @@ mod tests {
             s.kvstore,
             "Ok   etcd: 1/1 connected: http://192.168.10.100:2379 - 3.4"
         );
-        assert!(s.kubernetes.starts_with("Ok"));
+        assert_eq!(s.kubernetes, "Disabled");
         assert_eq!(s.controllers, "1/2 healthy");
         let rows = &s.controller_statuses;
         assert_eq!(rows[0].name, "bpf-map-sync-cilium_lxc");
@@ -216,6 +224,27 @@ mod tests {
         assert_eq!(
             s.kvstore,
             "Failure   etcd: http://192.168.10.100:2379: connection refused"
+        );
+
+        let api = StatusInputs {
+            cluster: "kubeconfig /etc/kubeconfig".into(),
+            kubernetes: true,
+            ..down
+        };
+        let s = render(&cfg(), &snap, &api, &[]);
+        assert_eq!(s.kvstore, "Disabled");
+        assert_eq!(
+            s.kubernetes,
+            "Failure   kubeconfig /etc/kubeconfig: connection refused"
+        );
+        let up = StatusInputs {
+            store_ok: true,
+            ..api
+        };
+        assert!(
+            render(&cfg(), &snap, &up, &[])
+                .kubernetes
+                .starts_with("Ok   1.33")
         );
     }
 

@@ -172,7 +172,14 @@ async fn store_over_the_api_behaves_like_the_store() {
     // Status goes through the status subresource and sticks.
     let mut running = got.clone();
     running.status.get_or_insert_default().phase = Some("Running".into());
-    let written = store.update(&running).await.unwrap();
+    let ignored = store.update(&running).await.unwrap();
+    assert!(
+        ignored.status.is_none(),
+        "a main-resource write leaves the status alone"
+    );
+    let mut running = ignored.clone();
+    running.status.get_or_insert_default().phase = Some("Running".into());
+    let written = store.update_status(&running).await.unwrap();
     assert_eq!(written.status.unwrap().phase.as_deref(), Some("Running"));
 
     // A stale resourceVersion is a conflict.

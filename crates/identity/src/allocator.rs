@@ -149,9 +149,15 @@ impl Allocator {
             match store.create(&identity).await {
                 Ok(created) => return Ok(self.settle(labels, candidate, &created).await),
                 Err(store::Error::AlreadyExists { .. }) => {
+                    // Listed, not read: agents may list and watch
+                    // identities but not get them (upstream's RBAC).
+                    let name = candidate.to_string();
                     let winner = store
-                        .get::<CiliumIdentity>(None, &candidate.to_string())
-                        .await?;
+                        .list::<CiliumIdentity>(None)
+                        .await?
+                        .items
+                        .into_iter()
+                        .find(|i| i.metadata.name.as_deref() == Some(name.as_str()));
                     if let Some(winner) = winner.filter(|w| w.security_labels == labels.0) {
                         lock(&self.inner.cache).written(&winner);
                         return Ok(candidate);

@@ -226,7 +226,7 @@ async fn sync_node(ctx: &Ctx, current: Option<&Node>) -> store::Result<()> {
     }
     let t = now();
     ctx.store
-        .modify::<Node>(None, &facts.name, |n| apply_node_status(n, facts, &t))
+        .modify_status::<Node>(None, &facts.name, |n| apply_node_status(n, facts, &t))
         .await
         .map(|_| ())
 }

@@ -628,7 +628,7 @@ impl PodWorker {
         let res = self
             .ctx
             .store
-            .modify::<Pod>(Some(&self.namespace), &self.name, move |p| {
+            .modify_status::<Pod>(Some(&self.namespace), &self.name, move |p| {
                 p.metadata.uid.as_deref() == Some(uid.as_str())
                     && p.metadata.deletion_timestamp.is_none()
                     && merge_pod_status(&mut p.status, desired.clone())

@@ -103,14 +103,16 @@ pub fn issue_missing(ca: &Ca, dir: &Path, name: &str, leaf: &Leaf) -> Result<()>
     Ok(())
 }
 
-/// One cluster's entry of the kubeconfig.
+/// One cluster's entry of a kubeconfig.
 pub struct KubeconfigCluster<'a> {
     /// Cluster (and context) name.
     pub name: &'a str,
-    /// `https://127.0.0.1:<port>`.
+    /// `https://127.0.0.1:<port>` (host) or `https://<cp>:6443` (nodes).
     pub server: String,
     /// Its certificates.
     pub pki: &'a ClusterPki,
+    /// The client certificate to present (`admin`, `cilium-agent`, ...).
+    pub cert: &'a str,
 }
 
 /// The kubeconfig path of a lab.
@@ -118,23 +120,16 @@ pub fn kubeconfig_path(paths: &LabPaths) -> PathBuf {
     paths.root().join("kubeconfig")
 }
 
-/// Write the lab's kubeconfig: a context per cluster, the first current.
-pub fn write_kubeconfig(paths: &LabPaths, clusters: &[KubeconfigCluster<'_>]) -> Result<PathBuf> {
-    let path = kubeconfig_path(paths);
+/// Write a kubeconfig: a context per cluster, the first current.
+pub fn write_kubeconfig(path: &Path, clusters: &[KubeconfigCluster<'_>]) -> Result<()> {
     let show = |p: PathBuf| p.display().to_string();
-    let entries = clusters.iter().map(|c| {
-        let (cert, key) = c.pki.pair("admin");
-        (
-            json!({"name": c.name, "cluster": {"server": c.server, "certificate-authority": show(c.pki.ca_cert())}}),
-            json!({"name": format!("{}-admin", c.name), "user": {"client-certificate": show(cert), "client-key": show(key)}}),
-            json!({"name": c.name, "context": {"cluster": c.name, "user": format!("{}-admin", c.name)}}),
-        )
-    });
     let (mut cl, mut users, mut contexts) = (Vec::new(), Vec::new(), Vec::new());
-    for (c, u, x) in entries {
-        cl.push(c);
-        users.push(u);
-        contexts.push(x);
+    for c in clusters {
+        let (cert, key) = c.pki.pair(c.cert);
+        let user = format!("{}-{}", c.name, c.cert);
+        cl.push(json!({"name": c.name, "cluster": {"server": c.server, "certificate-authority": show(c.pki.ca_cert())}}));
+        users.push(json!({"name": user, "user": {"client-certificate": show(cert), "client-key": show(key)}}));
+        contexts.push(json!({"name": c.name, "context": {"cluster": c.name, "user": user}}));
     }
     let config = json!({
         "apiVersion": "v1",
@@ -146,7 +141,30 @@ pub fn write_kubeconfig(paths: &LabPaths, clusters: &[KubeconfigCluster<'_>]) ->
         "preferences": {},
     });
     let text = serde_json::to_string_pretty(&config)?;
-    toolkit::fs::write_atomic(&path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    toolkit::fs::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A component's client certificate (`CN=user`, `O=groups`) and a
+/// kubeconfig for it next to the cluster's certificates; returns the
+/// kubeconfig's path.
+pub fn component_kubeconfig(
+    pki: &ClusterPki,
+    cluster: &str,
+    name: &str,
+    user: &str,
+    groups: &[&str],
+    server: &str,
+) -> Result<PathBuf> {
+    let ca = Ca::load_or_generate(&pki.dir, &format!("cilium-lab-{cluster}-ca"))?;
+    issue_missing(&ca, &pki.dir, name, &Leaf::client(user, groups))?;
+    let path = pki.dir.join(format!("{name}.kubeconfig"));
+    let entry = KubeconfigCluster {
+        name: cluster,
+        server: server.to_string(),
+        pki,
+        cert: name,
+    };
+    write_kubeconfig(&path, &[entry])?;
     Ok(path)
 }

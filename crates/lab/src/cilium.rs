@@ -156,7 +156,7 @@ pub fn operator_config_dir(paths: &LabPaths, cluster: &str) -> PathBuf {
 pub fn agent_argv(
     paths: &LabPaths,
     node: &Host,
-    etcd: &str,
+    kubeconfig: &str,
     cfg: &BTreeMap<String, String>,
 ) -> Result<Vec<String>> {
     let ap = AgentPaths::new(paths, &node.name);
@@ -171,8 +171,8 @@ pub fn agent_argv(
         sibling_binary("cilium-agent")?.display().to_string(),
         "--node-name".into(),
         node.name.clone(),
-        "--etcd".into(),
-        etcd.into(),
+        "--k8s-kubeconfig-path".into(),
+        kubeconfig.into(),
         "--config-dir".into(),
         ap.config.display().to_string(),
         "--socket-path".into(),
@@ -190,15 +190,15 @@ pub fn agent_argv(
 pub fn operator_argv(
     paths: &LabPaths,
     cluster: &str,
-    etcd: &str,
+    kubeconfig: &str,
     cfg: &BTreeMap<String, String>,
 ) -> Result<Vec<String>> {
     let dir = operator_config_dir(paths, cluster);
     write_config_dir(&dir, cfg)?;
     Ok(vec![
         sibling_binary("cilium-operator")?.display().to_string(),
-        "--etcd".into(),
-        etcd.into(),
+        "--k8s-kubeconfig-path".into(),
+        kubeconfig.into(),
         "--config-dir".into(),
         dir.display().to_string(),
     ])

@@ -83,10 +83,6 @@ impl LabPaths {
     pub fn etcd_dir(&self, cluster: &str) -> PathBuf {
         self.root().join("clusters").join(cluster).join("etcd")
     }
-    /// etcd endpoint reachable from the host's namespace (unix socket).
-    pub fn etcd_unix_endpoint(&self, cluster: &str) -> String {
-        format!("unix://{}/etcd.sock:0", self.etcd_dir(cluster).display())
-    }
     /// The lab's cgroup directory.
     pub fn cgroup_root(&self) -> PathBuf {
         Path::new(CGROUP_ROOT).join(&self.lab)
@@ -99,14 +95,6 @@ impl LabPaths {
     pub fn bpffs(&self) -> PathBuf {
         Path::new(BPFFS).join(&self.lab)
     }
-}
-
-/// etcd endpoint reachable from inside the lab's network.
-pub fn etcd_network_endpoint(cp: &Host) -> String {
-    format!(
-        "http://{}:{ETCD_PORT}",
-        cp.primary_ip().expect("validated: nodes have an address")
-    )
 }
 
 impl LabState {
@@ -146,14 +134,15 @@ impl LabState {
         Ok(())
     }
 
-    /// Connect to a cluster's store from the host (through etcd's unix
-    /// socket). `cluster` defaults to the first cluster.
+    /// Connect to a cluster's API server from the host (the lab's
+    /// kubeconfig, the cluster's context). `cluster` defaults to the first
+    /// cluster.
     pub async fn connect(&self, cluster: Option<&str>) -> Result<Store> {
         let name = &self.cluster(cluster)?.name;
-        let endpoint = LabPaths::new(&self.lab).etcd_unix_endpoint(name);
-        Store::etcd(&[endpoint])
+        let kubeconfig = certs::kubeconfig_path(&LabPaths::new(&self.lab));
+        Store::kubeconfig(Some(&kubeconfig), Some(name))
             .await
-            .with_context(|| format!("cannot reach the store of lab {:?}", self.lab))
+            .with_context(|| format!("cannot reach the API server of lab {:?}", self.lab))
     }
 }
 
@@ -332,6 +321,9 @@ async fn bring_up(
     progress.step("etcd and web servers", || {
         launch.etcd_and_web_servers(state)
     })?;
+    progress.step("control planes (API servers)", || {
+        launch.control_planes(state)
+    })?;
     let stores = wait_stores(state, progress, opts.timeout).await?;
     progress
         .step_async(
@@ -339,9 +331,7 @@ async fn bring_up(
             register_nodes::<Node>(&topo, &stores, node_object),
         )
         .await?;
-    progress.step("control plane and kubelets", || {
-        launch.control_planes_and_kubelets(state)
-    })?;
+    progress.step("kubelets", || launch.kubelets(state))?;
     if state.cni == Cni::Cilium {
         start_cilium(state, &launch, progress, &stores, opts.timeout).await?;
     }
@@ -410,9 +400,8 @@ impl Launch<'_> {
     }
 
     /// The control plane (with its API server) of every cluster, the
-    /// host's forwarder to each API server and the lab's kubeconfig, and a
-    /// kubelet on every node.
-    fn control_planes_and_kubelets(&self, state: &mut LabState) -> Result<()> {
+    /// host's forwarder to each API server and the lab's kubeconfig.
+    fn control_planes(&self, state: &mut LabState) -> Result<()> {
         let mut kubeconfig = Vec::new();
         for c in &self.topo.clusters {
             let cp = self.topo.control_plane(&c.name);
@@ -445,9 +434,15 @@ impl Launch<'_> {
                 name,
                 server: server.clone(),
                 pki,
+                cert: "admin",
             })
             .collect();
-        certs::write_kubeconfig(self.paths, &entries)?;
+        certs::write_kubeconfig(&certs::kubeconfig_path(self.paths), &entries)?;
+        state.save()
+    }
+
+    /// A kubelet on every node.
+    fn kubelets(&self, state: &mut LabState) -> Result<()> {
         for h in self.topo.nodes() {
             std::fs::create_dir_all(self.paths.cni_conf_dir(&h.name))?;
             let argv = self.kubelet_argv(state, h)?;
@@ -456,12 +451,34 @@ impl Launch<'_> {
         state.save()
     }
 
+    /// A kubeconfig on the lab network for a component of `cluster`
+    /// authenticating as `user` in `groups`.
+    fn kubeconfig(&self, cluster: &str, name: &str, user: &str, groups: &[&str]) -> Result<String> {
+        let cp_ip = self
+            .topo
+            .control_plane(cluster)
+            .primary_ip()
+            .expect("validated");
+        let server = format!("https://{cp_ip}:{}", certs::API_PORT);
+        let pki = certs::cluster_pki(self.paths, cluster);
+        Ok(
+            certs::component_kubeconfig(&pki, cluster, name, user, groups, &server)?
+                .display()
+                .to_string(),
+        )
+    }
+
     /// `cilium-operator` on every cluster's control-plane node.
     fn operators(&self, state: &mut LabState) -> Result<()> {
         for c in &self.topo.clusters {
             let cfg = cilium::cluster_config(c, &state.config);
-            let etcd = format!("http://127.0.0.1:{ETCD_PORT}");
-            let argv = cilium::operator_argv(self.paths, &c.name, &etcd, &cfg)?;
+            let kubeconfig = self.kubeconfig(
+                &c.name,
+                "cilium-operator",
+                "system:serviceaccount:kube-system:cilium-operator",
+                &SERVICE_ACCOUNT_GROUPS,
+            )?;
+            let argv = cilium::operator_argv(self.paths, &c.name, &kubeconfig, &cfg)?;
             let cp = self.topo.control_plane(&c.name);
             self.start(state, cp, "cilium-operator", &self.paths.root(), &argv)?;
         }
@@ -472,9 +489,14 @@ impl Launch<'_> {
     fn agents(&self, state: &mut LabState) -> Result<()> {
         for c in &self.topo.clusters {
             let cfg = cilium::cluster_config(c, &state.config);
-            let etcd = etcd_network_endpoint(self.topo.control_plane(&c.name));
+            let kubeconfig = self.kubeconfig(
+                &c.name,
+                "cilium-agent",
+                "system:serviceaccount:kube-system:cilium",
+                &SERVICE_ACCOUNT_GROUPS,
+            )?;
             for h in self.topo.cluster_nodes(&c.name) {
-                let argv = cilium::agent_argv(self.paths, h, &etcd, &cfg)?;
+                let argv = cilium::agent_argv(self.paths, h, &kubeconfig, &cfg)?;
                 self.start(
                     state,
                     h,
@@ -489,10 +511,13 @@ impl Launch<'_> {
 
     /// A node's kubelet (`cilium-lab internal kubelet`).
     fn kubelet_argv(&self, state: &LabState, h: &Host) -> Result<Vec<String>> {
-        let (paths, cp) = (
-            self.paths,
-            self.topo.control_plane(&self.topo.cluster_of(h).name),
-        );
+        let paths = self.paths;
+        let kubeconfig = self.kubeconfig(
+            &self.topo.cluster_of(h).name,
+            &format!("kubelet-{}", h.name),
+            &format!("system:node:{}", h.name),
+            &["system:nodes"],
+        )?;
         let mut argv = vec![
             self.exe.into(),
             "internal".into(),
@@ -503,8 +528,8 @@ impl Launch<'_> {
             h.name.clone(),
             "--node-ip".into(),
             h.primary_ip().expect("validated").to_string(),
-            "--etcd".into(),
-            etcd_network_endpoint(cp),
+            "--kubeconfig".into(),
+            kubeconfig,
             "--state-dir".into(),
             paths.node_dir(&h.name).display().to_string(),
             "--cgroup".into(),
@@ -562,6 +587,12 @@ impl Launch<'_> {
         Ok(())
     }
 }
+
+/// The groups of a ServiceAccount's certificate.
+const SERVICE_ACCOUNT_GROUPS: [&str; 2] = [
+    "system:serviceaccounts",
+    "system:serviceaccounts:kube-system",
+];
 
 /// etcd of a cluster, on its control-plane node.
 fn etcd_argv(cp: &Host, dir: &Path) -> Vec<String> {
@@ -752,7 +783,7 @@ async fn wait_stores(
     for c in &state.topology.clusters {
         let store = progress
             .step_async(
-                &format!("waiting for etcd of cluster {}", c.name),
+                &format!("waiting for the API server of cluster {}", c.name),
                 wait_store(state, &c.name, timeout),
             )
             .await?;
@@ -762,7 +793,7 @@ async fn wait_stores(
 }
 
 async fn wait_store(state: &LabState, cluster: &str, timeout: Duration) -> Result<Store> {
-    wait_for("etcd", timeout, || async {
+    wait_for("the API server", timeout, || async {
         let store = state.connect(Some(cluster)).await?;
         store.list::<Node>(None).await?;
         Ok(Some(store))

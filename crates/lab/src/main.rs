@@ -334,9 +334,9 @@ enum Internal {
         /// The node's InternalIP.
         #[arg(long)]
         node_ip: Ipv4Addr,
-        /// etcd endpoint.
+        /// kubeconfig of the API server (the node's credentials).
         #[arg(long)]
-        etcd: String,
+        kubeconfig: PathBuf,
         /// Node state directory.
         #[arg(long)]
         state_dir: PathBuf,
@@ -521,7 +521,9 @@ async fn run_internal(internal: Internal) -> Result<()> {
             apiserver_socket,
             pki_dir,
         } => {
-            let store = store::Store::etcd(&[etcd]).await?;
+            // etcd may still be starting: the controllers and the API
+            // server retry until it answers.
+            let store = store::Store::etcd_lazy(&[etcd]).await?;
             let ca = std::fs::read_to_string(pki_dir.join("ca.crt"))
                 .with_context(|| format!("cannot read {}/ca.crt", pki_dir.display()))?;
             let pair = ::pki::CertPair::read(&pki_dir, "apiserver")?;
@@ -559,14 +561,14 @@ async fn run_internal(internal: Internal) -> Result<()> {
             lab,
             node,
             node_ip,
-            etcd,
+            kubeconfig,
             state_dir,
             cgroup,
             cni_conf_dir,
             cni_mode,
             cni_bin_dirs,
         } => {
-            let store = store::Store::etcd(&[etcd]).await?;
+            let store = store::Store::kubeconfig(Some(&kubeconfig), None).await?;
             Ok(kubelet::run(
                 store,
                 kubelet::Config {

@@ -12,8 +12,13 @@ use tokio::signal::unix::{SignalKind, signal};
 #[derive(Debug, Parser)]
 #[command(name = "cilium-operator", version)]
 struct Args {
-    /// etcd endpoint of the cluster store (`http://IP:PORT`, `unix:///path`); repeatable.
-    #[arg(long = "etcd", value_name = "ENDPOINT", required = true)]
+    /// kubeconfig of the Kubernetes API server (default: in-cluster
+    /// credentials when KUBERNETES_SERVICE_HOST is set).
+    #[arg(long, value_name = "PATH", env = "CILIUM_K8S_KUBECONFIG_PATH")]
+    k8s_kubeconfig_path: Option<std::path::PathBuf>,
+    /// etcd endpoints to use as the cluster store instead of the API
+    /// (`http://IP:PORT`, `unix:///path`); repeatable.
+    #[arg(long = "etcd", value_name = "ENDPOINT")]
     etcd: Vec<String>,
     #[command(flatten)]
     config: ConfigFlags,
@@ -39,9 +44,11 @@ async fn main() -> anyhow::Result<()> {
     toolkit::logging::init(args.log_format, "info");
     let config = load_config(&args).context("invalid configuration")?;
     tracing::info!(?config, "starting cilium-operator");
-    let store = store::Store::etcd(&args.etcd)
+    let cluster = store::ClusterSource::from_flags(args.k8s_kubeconfig_path.clone(), &args.etcd)
+        .map_err(anyhow::Error::msg)?;
+    let store = store::Store::connect(&cluster)
         .await
-        .with_context(|| format!("cannot reach etcd at {}", args.etcd.join(",")))?;
+        .with_context(|| format!("cannot reach the cluster ({})", cluster.describe()))?;
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {
         result = operator::run(store, config) => result,

@@ -6,7 +6,8 @@
 //! |------------------|------------------------------------------------------------|
 //! | get / list       | `GET` object / collection; revision = list resourceVersion |
 //! | create           | `POST` (409 AlreadyExists)                                 |
-//! | update           | `PUT` (409 Conflict), then `PUT …/status` for kinds that serve status as a subresource |
+//! | update           | `PUT` (409 Conflict)                                       |
+//! | update_status    | `PUT …/status` for kinds that serve status as a subresource, else `PUT` |
 //! | delete           | `DELETE`; the last state as returned                       |
 //! | watch            | `GET ?watch=true&resourceVersion=R&allowWatchBookmarks=true`, re-opened from the last seen revision when the server ends it; `410` → [`Error::Compacted`] |
 //!
@@ -93,27 +94,33 @@ impl KubeBackend {
             .map_err(|e| api_error(ty, &name, e))
     }
 
+    /// `PUT` the object (its status is ignored by the server for kinds
+    /// that serve status as a subresource).
     pub async fn update(&self, ty: &ResourceType, obj: &Value) -> Result<Value> {
+        self.put(ty, obj, None).await
+    }
+
+    /// `PUT` the object's status (through the subresource where there is
+    /// one).
+    pub async fn update_status(&self, ty: &ResourceType, obj: &Value) -> Result<Value> {
+        let subresource = ty.has_status_subresource().then_some("status");
+        self.put(ty, obj, subresource).await
+    }
+
+    async fn put(
+        &self,
+        ty: &ResourceType,
+        obj: &Value,
+        subresource: Option<&str>,
+    ) -> Result<Value> {
         let (ns, name) = identity(ty, obj);
         let api = collection(ty, ns.as_deref());
-        let req = api
-            .replace(&name, &PostParams::default(), encode(obj)?)
-            .map_err(request_error)?;
-        let written: Value = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| api_error(ty, &name, e))?;
-        if !ty.has_status_subresource() || written.get("status") == obj.get("status") {
-            return Ok(typed(ty, written));
+        let params = PostParams::default();
+        let req = match subresource {
+            Some(sub) => api.replace_subresource(sub, &name, &params, encode(obj)?),
+            None => api.replace(&name, &params, encode(obj)?),
         }
-        // The object's status is written through its subresource, on top
-        // of the revision just written.
-        let mut status = obj.clone();
-        status["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"].clone();
-        let req = api
-            .replace_subresource("status", &name, &PostParams::default(), encode(&status)?)
-            .map_err(request_error)?;
+        .map_err(request_error)?;
         self.client
             .request(req)
             .await

@@ -216,6 +216,20 @@ impl Store {
         Ok(Self::kubernetes(client, &server))
     }
 
+    /// Connect to the cluster a component was pointed at (see
+    /// [`ClusterSource`]); checks that it answers.
+    pub async fn connect(source: &ClusterSource) -> Result<Self> {
+        match source {
+            ClusterSource::Kubernetes(path) => Self::kubeconfig(path.as_deref(), None).await,
+            ClusterSource::Etcd(endpoints) => Self::etcd(endpoints).await,
+        }
+    }
+
+    /// Whether this store is a Kubernetes API server.
+    pub fn is_kubernetes(&self) -> bool {
+        matches!(self.inner, Inner::Kube(_))
+    }
+
     /// Get one object. A missing namespace of a namespaced type is `default`.
     pub async fn get<T: Object>(&self, namespace: Option<&str>, name: &str) -> Result<Option<T>> {
         match self.get_value(&T::TYPE, namespace, name).await? {
@@ -253,6 +267,29 @@ impl Store {
         values::from_value(&T::TYPE, value)
     }
 
+    /// Replace an object's status: through the `status` subresource on an
+    /// API server (for kinds that have one; other changes are ignored
+    /// there), like [`Store::update`] on etcd.
+    pub async fn update_status<T: Object>(&self, obj: &T) -> Result<T> {
+        let value = values::to_value(obj)?;
+        let written = match &self.inner {
+            Inner::Kv(backend) => values::update(backend, &T::TYPE, &value).await?,
+            Inner::Kube(kube) => kube.update_status(&T::TYPE, &value).await?,
+        };
+        values::from_value(&T::TYPE, written)
+    }
+
+    /// [`Store::modify`] for status changes: the write is
+    /// [`Store::update_status`].
+    pub async fn modify_status<T: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnMut(&mut T) -> bool + Send,
+    ) -> Result<T> {
+        self.modify_with(namespace, name, f, true).await
+    }
+
     /// Read-modify-write with retry on conflict: `f` is applied to the
     /// current object until the swap succeeds. `f` returning `false` means
     /// "no change needed": nothing is written and the stored object is
@@ -261,7 +298,17 @@ impl Store {
         &self,
         namespace: Option<&str>,
         name: &str,
+        f: impl FnMut(&mut T) -> bool + Send,
+    ) -> Result<T> {
+        self.modify_with(namespace, name, f, false).await
+    }
+
+    async fn modify_with<T: Object>(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
         mut f: impl FnMut(&mut T) -> bool + Send,
+        status: bool,
     ) -> Result<T> {
         let mut attempt = 1;
         loop {
@@ -272,7 +319,12 @@ impl Store {
             if !f(&mut obj) {
                 return Ok(current);
             }
-            match self.update(&obj).await {
+            let written = if status {
+                self.update_status(&obj).await
+            } else {
+                self.update(&obj).await
+            };
+            match written {
                 Err(Error::Conflict { .. }) if attempt < MODIFY_ATTEMPTS => attempt += 1,
                 result => return result,
             }
@@ -413,6 +465,50 @@ impl Store {
         match &self.inner {
             Inner::Kv(backend) => values::watch(backend, ty, namespace, revision),
             Inner::Kube(kube) => kube.watch(ty, namespace.map(str::to_string), revision),
+        }
+    }
+}
+
+/// Where a component finds its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// A Kubernetes API server: from this kubeconfig, or (`None`) the
+    /// in-cluster service-account credentials.
+    Kubernetes(Option<std::path::PathBuf>),
+    /// etcd directly (kvstore-only setups and tests).
+    Etcd(Vec<String>),
+}
+
+impl ClusterSource {
+    /// The source a component's flags name: a kubeconfig first, then
+    /// in-cluster credentials (`KUBERNETES_SERVICE_HOST` set), then etcd
+    /// endpoints.
+    pub fn from_flags(
+        kubeconfig: Option<std::path::PathBuf>,
+        etcd: &[String],
+    ) -> std::result::Result<Self, String> {
+        if kubeconfig.is_some() {
+            return Ok(Self::Kubernetes(kubeconfig));
+        }
+        if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+            return Ok(Self::Kubernetes(None));
+        }
+        if !etcd.is_empty() {
+            return Ok(Self::Etcd(etcd.to_vec()));
+        }
+        Err(
+            "no cluster to connect to: give --k8s-kubeconfig-path, run in a pod \
+             (KUBERNETES_SERVICE_HOST), or give --etcd"
+                .into(),
+        )
+    }
+
+    /// How status lines name it.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Kubernetes(Some(path)) => format!("kubeconfig {}", path.display()),
+            Self::Kubernetes(None) => "in-cluster".into(),
+            Self::Etcd(endpoints) => endpoints.join(","),
         }
     }
 }

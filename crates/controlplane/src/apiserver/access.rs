@@ -40,11 +40,16 @@ impl Access {
     /// Store the bootstrap policy and ServiceAccounts, then keep the
     /// authorizer current with the cluster's RBAC objects (a task that
     /// runs for the server's life).
-    pub async fn start(&self) -> store::Result<()> {
-        store_bootstrap(&self.store).await?;
+    /// Retried in the background until the store answers.
+    pub fn start(&self) {
         let (store, slot) = (self.store.clone(), self.authorizer.clone());
-        tokio::spawn(follow_policy(store, slot));
-        Ok(())
+        tokio::spawn(async move {
+            toolkit::retry("storing the bootstrap RBAC policy", || {
+                store_bootstrap(&store)
+            })
+            .await;
+            follow_policy(store, slot).await;
+        });
     }
 
     /// Who sent a request; 401 when nobody valid.

@@ -113,16 +113,19 @@ pub async fn serve(store: Store, config: ServerConfig) -> std::io::Result<()> {
         }
         None => None,
     };
-    if let Err(e) = crds::ensure(&store).await {
-        tracing::warn!(error = %e, "cannot store the CustomResourceDefinitions");
-    }
     let access = access::Access::new(
         store.clone(),
         authn::Authenticator::new(config.tokens, false),
     );
-    if let Err(e) = access.start().await {
-        tracing::warn!(error = %e, "cannot store the bootstrap RBAC policy");
-    }
+    // The store may not be up yet: keep trying in the background.
+    let bootstrap_store = store.clone();
+    tokio::spawn(async move {
+        toolkit::retry("storing the CustomResourceDefinitions", || {
+            crds::ensure(&bootstrap_store)
+        })
+        .await;
+    });
+    access.start();
     tracing::info!(listen = %config.listen, unix = ?config.unix, "API server listening");
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.clone());
     let server = Arc::new(Server {
