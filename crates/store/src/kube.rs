@@ -8,7 +8,7 @@
 //! | create           | `POST` (409 AlreadyExists)                                 |
 //! | update           | `PUT` (409 Conflict)                                       |
 //! | update_status    | `PUT …/status` for kinds that serve status as a subresource, else `PUT` |
-//! | delete           | `DELETE`; the last state as returned                       |
+//! | delete           | `DELETE` with grace period 0 (removed now, as on etcd); the last state as returned |
 //! | watch            | `GET ?watch=true&resourceVersion=R&allowWatchBookmarks=true`, re-opened from the last seen revision when the server ends it; `410` → [`Error::Compacted`] |
 //!
 //! Revisions are the API's resourceVersions parsed as integers (they are
@@ -135,7 +135,7 @@ impl KubeBackend {
         name: &str,
     ) -> Result<Option<Value>> {
         let req = collection(ty, namespace)
-            .delete(name, &DeleteParams::background())
+            .delete(name, &DeleteParams::background().grace_period(0))
             .map_err(request_error)?;
         match self.client.request::<Value>(req).await {
             Ok(v) => Ok(Some(typed(ty, v))),
