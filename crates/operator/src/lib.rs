@@ -6,12 +6,16 @@
 //! - identity garbage collection: CiliumIdentities no CiliumEndpoint uses
 //!   are deleted after a grace period ([`identitygc`]).
 //!
+//! Replicas elect a leader on the Lease `kube-system/cilium-operator-resource-lock`
+//! ([`leader`]); only the leader runs the controllers.
+//!
 //! Configuration is the `cilium-config` key set ([`config`]); all I/O
 //! lives in the tasks started by [`run`]. The operator touches only
 //! CiliumNode IPAM fields and CiliumIdentity objects.
 
 pub mod config;
 pub mod identitygc;
+pub mod leader;
 pub mod podcidr;
 mod tasks;
 

@@ -50,8 +50,27 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach the cluster ({})", cluster.describe()))?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let identity = format!(
+        "{}-{:08x}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "cilium-operator".into()),
+        rand::random::<u32>()
+    );
+    let mut elector = operator::leader::Elector::new(
+        store.clone(),
+        "kube-system",
+        &identity,
+        operator::leader::Timings::default(),
+    );
     tokio::select! {
-        result = operator::run(store, config) => result,
+        result = async {
+            elector.acquire().await;
+            tokio::select! {
+                result = operator::run(store, config) => result,
+                () = elector.hold() => anyhow::bail!("leader election lost"),
+            }
+        } => result,
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("interrupted; exiting");
             Ok(())
