@@ -54,6 +54,7 @@ fn spawn(
         advertise: addr.to_string(),
         tls: Arc::new(tls),
         tokens,
+        kubernetes_service: None,
     };
     tokio::spawn(apiserver::serve(store, config))
 }

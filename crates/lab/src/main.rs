@@ -539,6 +539,12 @@ async fn run_internal(internal: Internal) -> Result<()> {
                 advertise: apiserver_listen.to_string(),
                 tls: std::sync::Arc::new(tls),
                 tokens,
+                kubernetes_service: service_cidr.hosts().next().map(|cluster_ip| {
+                    controlplane::apiserver::kubernetes_service::KubernetesService {
+                        cluster_ip,
+                        endpoint: apiserver_listen,
+                    }
+                }),
             };
             let controllers = controlplane::run(
                 store.clone(),

@@ -17,6 +17,7 @@ pub mod authn;
 pub mod bootstrap;
 pub mod crds;
 pub mod discovery;
+pub mod kubernetes_service;
 pub mod openapi;
 pub mod patch;
 pub mod paths;
@@ -66,6 +67,8 @@ pub struct ServerConfig {
     pub tls: Arc<rustls::ServerConfig>,
     /// Issues and verifies service-account tokens.
     pub tokens: authn::ServiceAccountTokens,
+    /// The `default/kubernetes` Service to maintain, if any.
+    pub kubernetes_service: Option<kubernetes_service::KubernetesService>,
 }
 
 impl std::fmt::Debug for ServerConfig {
