@@ -98,18 +98,30 @@ async fn get(store: &Store, req: &ResourceRequest) -> ApiResult<Value> {
         .ok_or_else(|| ApiError::not_found(req.ty(), req.name()))
 }
 
-async fn list(store: &Store, req: &ResourceRequest) -> ApiResult<Reply> {
-    let ty = req.ty();
+/// The objects of `ty` in `namespace` (or all) that `query`'s selectors
+/// select, and the revision of the read.
+pub async fn list_selected(
+    store: &Store,
+    ty: &ResourceType,
+    namespace: Option<&str>,
+    query: &Query,
+) -> ApiResult<(Vec<Value>, i64)> {
     let list = store
-        .list_values(ty, req.namespace())
+        .list_values(ty, namespace)
         .await
         .map_err(|e| ApiError::from_store(ty, "", e))?;
-    let items: Vec<Value> = list
+    let items = list
         .items
         .into_iter()
-        .filter(|o| req.query.selects(ty, o))
+        .filter(|o| query.selects(ty, o))
         .collect();
-    let revision = list.revision.to_string();
+    Ok((items, list.revision))
+}
+
+async fn list(store: &Store, req: &ResourceRequest) -> ApiResult<Reply> {
+    let ty = req.ty();
+    let (items, revision) = list_selected(store, ty, req.namespace(), &req.query).await?;
+    let revision = revision.to_string();
     let shape = Shape::of(&req.accept, &req.query)?;
     Ok(render::list(ty, &req.path.version, items, &revision, shape))
 }
@@ -353,17 +365,19 @@ fn grace_zero(req: &ResourceRequest) -> bool {
     from_query.or(from_body) == Some(0)
 }
 
+/// How a request deletes (propagation, grace period 0, dry run).
+fn deletion_of<'a>(req: &ResourceRequest, propagation: &'a str) -> Deletion<'a> {
+    Deletion {
+        propagation,
+        force: grace_zero(req),
+        dry_run: req.query.dry_run,
+    }
+}
+
 async fn delete(store: &Store, req: &ResourceRequest) -> ApiResult<Value> {
-    delete_one(
-        store,
-        req.path.kind,
-        req.namespace(),
-        req.name(),
-        &propagation(req),
-        grace_zero(req),
-        req.query.dry_run,
-    )
-    .await
+    let propagation = propagation(req);
+    let how = deletion_of(req, &propagation);
+    delete_one(store, req.path.kind, req.namespace(), req.name(), how).await
 }
 
 /// Delete one object the way the API server does.
@@ -372,10 +386,13 @@ async fn delete_one(
     kind: &'static Kind,
     namespace: Option<&str>,
     name: &str,
-    propagation: &str,
-    force: bool,
-    dry_run: bool,
+    how: Deletion<'_>,
 ) -> ApiResult<Value> {
+    let Deletion {
+        propagation,
+        force,
+        dry_run,
+    } = how;
     let ty = &kind.ty;
     let failed = |e| ApiError::from_store(ty, name, e);
     let stored = store
@@ -442,103 +459,78 @@ const DEPENDENT_KINDS: [&str; 6] = [
     "Lease",
 ];
 
-/// Delete every object owned by `uid` (background propagation).
-async fn delete_dependents(store: &Store, uid: &str) -> ApiResult<()> {
-    for kind in api::registry()
-        .iter()
-        .filter(|k| DEPENDENT_KINDS.contains(&k.ty.kind))
-    {
-        let ty = &kind.ty;
-        let list = store
-            .list_values(ty, None)
-            .await
-            .map_err(|e| ApiError::from_store(ty, "", e))?;
-        for obj in list.items {
-            let owned = obj
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid));
-            if owned {
-                let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-                match Box::pin(delete_one(
-                    store,
-                    kind,
-                    ns,
-                    object_name(&obj),
-                    "Background",
-                    false,
-                    false,
-                ))
-                .await
-                {
-                    Err(e) if e.code == 404 => {}
-                    other => {
-                        other?;
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+/// How objects are deleted.
+#[derive(Clone, Copy)]
+struct Deletion<'a> {
+    propagation: &'a str,
+    force: bool,
+    dry_run: bool,
 }
 
-/// Remove every namespaced object of a namespace being deleted.
-async fn delete_namespace_contents(store: &Store, namespace: &str) -> ApiResult<()> {
-    for kind in api::registry().iter().filter(|k| k.ty.namespaced) {
-        let ty = &kind.ty;
-        let list = store
-            .list_values(ty, Some(namespace))
-            .await
-            .map_err(|e| ApiError::from_store(ty, "", e))?;
-        for obj in list.items {
-            match Box::pin(delete_one(
-                store,
-                kind,
-                Some(namespace),
-                object_name(&obj),
-                "Background",
-                true,
-                false,
-            ))
-            .await
-            {
-                Err(e) if e.code == 404 => {}
-                other => {
-                    other?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn delete_collection(store: &Store, req: &ResourceRequest) -> ApiResult<Value> {
-    let ty = req.ty();
-    let list = store
-        .list_values(ty, req.namespace())
-        .await
-        .map_err(|e| ApiError::from_store(ty, "", e))?;
-    let propagation = propagation(req);
-    for obj in list.items.iter().filter(|o| req.query.selects(ty, o)) {
+/// Delete each of `objects` of `kind`; objects already gone are fine.
+async fn delete_each(
+    store: &Store,
+    kind: &'static Kind,
+    objects: &[Value],
+    how: Deletion<'_>,
+) -> ApiResult<()> {
+    for obj in objects {
         let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-        match delete_one(
-            store,
-            req.path.kind,
-            ns,
-            object_name(obj),
-            &propagation,
-            grace_zero(req),
-            req.query.dry_run,
-        )
-        .await
-        {
+        let one = delete_one(store, kind, ns, object_name(obj), how);
+        match Box::pin(one).await {
             Err(e) if e.code == 404 => {}
             other => {
                 other?;
             }
         }
     }
-    Ok(status::success(ty, "", None))
+    Ok(())
+}
+
+/// Delete every object owned by `uid` (background propagation).
+async fn delete_dependents(store: &Store, uid: &str) -> ApiResult<()> {
+    let how = Deletion {
+        propagation: "Background",
+        force: false,
+        dry_run: false,
+    };
+    for kind in api::registry()
+        .iter()
+        .filter(|k| DEPENDENT_KINDS.contains(&k.ty.kind))
+    {
+        let (items, _) = list_selected(store, &kind.ty, None, &Query::default()).await?;
+        let owned: Vec<Value> = items
+            .into_iter()
+            .filter(|obj| {
+                obj.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+            })
+            .collect();
+        delete_each(store, kind, &owned, how).await?;
+    }
+    Ok(())
+}
+
+/// Remove every namespaced object of a namespace being deleted.
+async fn delete_namespace_contents(store: &Store, namespace: &str) -> ApiResult<()> {
+    let how = Deletion {
+        propagation: "Background",
+        force: true,
+        dry_run: false,
+    };
+    for kind in api::registry().iter().filter(|k| k.ty.namespaced) {
+        let (items, _) = list_selected(store, &kind.ty, Some(namespace), &Query::default()).await?;
+        delete_each(store, kind, &items, how).await?;
+    }
+    Ok(())
+}
+
+async fn delete_collection(store: &Store, req: &ResourceRequest) -> ApiResult<Value> {
+    let (items, _) = list_selected(store, req.ty(), req.namespace(), &req.query).await?;
+    let propagation = propagation(req);
+    delete_each(store, req.path.kind, &items, deletion_of(req, &propagation)).await?;
+    Ok(status::success(req.ty(), "", None))
 }
 
 /// `deployments/<name>/scale`: an `autoscaling/v1` Scale view of

@@ -52,17 +52,10 @@ pub async fn start(store: &Store, req: WatchRequest) -> ApiResult<BoxStream<'sta
     let ns = req.namespace.clone();
     let (initial, from, known) = match req.query.resource_version.as_deref() {
         None | Some("0") => {
-            let list = store
-                .list_values(ty, ns.as_deref())
-                .await
-                .map_err(|e| ApiError::from_store(ty, "", e))?;
-            let items: Vec<Value> = list
-                .items
-                .into_iter()
-                .filter(|o| req.query.selects(ty, o))
-                .collect();
+            let (items, revision) =
+                super::resources::list_selected(store, ty, ns.as_deref(), &req.query).await?;
             let known: HashSet<String> = items.iter().map(key).collect();
-            (items, list.revision, Some(known))
+            (items, revision, Some(known))
         }
         Some(rv) => {
             let rev: i64 = rv
