@@ -8,7 +8,8 @@
 //! every change after a given revision, in order.
 //!
 //! Backends: [`Store::memory`] (unit tests) and [`Store::etcd`] (the lab's
-//! real etcd). Callers never know which one they hold.
+//! real etcd; [`Store::etcd_with`] for mutual TLS, configured by an
+//! [`EtcdConfig`]). Callers never know which one they hold.
 //!
 //! Server-owned metadata: `create` fills `uid`, `creationTimestamp`,
 //! `generation` (1) and the default namespace; `update` keeps the stored
@@ -20,6 +21,7 @@
 //! feature's `testing::EtcdServer`.
 
 mod backend;
+mod config;
 mod etcd;
 mod kube;
 mod memory;
@@ -35,6 +37,7 @@ use futures::{Stream, StreamExt};
 pub use toolkit::cache::{Change, WatchEvent};
 
 use crate::backend::Backend;
+pub use crate::config::{EtcdConfig, EtcdTls};
 
 /// Errors of store operations.
 #[derive(Debug, thiserror::Error)]
@@ -141,13 +144,22 @@ impl Store {
         }
     }
 
-    /// Connect to etcd. Endpoints are `http://IP:PORT` or `unix:///path`.
+    /// Connect to etcd in plaintext. Endpoints are `http://IP:PORT` or
+    /// `unix:///path`.
     ///
     /// Checks that etcd answers (within a few seconds) and fails with
     /// [`Error::Backend`] otherwise; see [`Store::etcd_lazy`] for a handle
     /// that does not wait for etcd to be up.
     pub async fn etcd(endpoints: &[String]) -> Result<Self> {
-        let backend = etcd::EtcdBackend::connect(endpoints).await?;
+        Self::etcd_with(&EtcdConfig::plain(endpoints)).await
+    }
+
+    /// Connect to etcd as `config` says: plaintext endpoints, or
+    /// `https://IP:PORT` / `unixs:///path` with mutual TLS. Checks that
+    /// etcd answers, like [`Store::etcd`]; a TLS file that cannot be read
+    /// or parsed fails at once, naming the file.
+    pub async fn etcd_with(config: &EtcdConfig) -> Result<Self> {
+        let backend = etcd::EtcdBackend::connect(config).await?;
         backend.probe().await?;
         Ok(Self {
             inner: Inner::Kv(Backend::Etcd(std::sync::Arc::new(backend))),
@@ -160,7 +172,7 @@ impl Store {
     pub async fn etcd_lazy(endpoints: &[String]) -> Result<Self> {
         Ok(Self {
             inner: Inner::Kv(Backend::Etcd(std::sync::Arc::new(
-                etcd::EtcdBackend::connect(endpoints).await?,
+                etcd::EtcdBackend::connect(&EtcdConfig::plain(endpoints)).await?,
             ))),
         })
     }
