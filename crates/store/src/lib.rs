@@ -233,7 +233,7 @@ impl Store {
     pub async fn connect(source: &ClusterSource) -> Result<Self> {
         match source {
             ClusterSource::Kubernetes(path) => Self::kubeconfig(path.as_deref(), None).await,
-            ClusterSource::Etcd(endpoints) => Self::etcd(endpoints).await,
+            ClusterSource::Etcd(config) => Self::etcd_with(config).await,
         }
     }
 
@@ -487,17 +487,21 @@ pub enum ClusterSource {
     /// A Kubernetes API server: from this kubeconfig, or (`None`) the
     /// in-cluster service-account credentials.
     Kubernetes(Option<std::path::PathBuf>),
-    /// etcd directly (kvstore-only setups and tests).
-    Etcd(Vec<String>),
+    /// etcd directly (kvstore-only setups and tests), plaintext or with
+    /// mutual TLS.
+    Etcd(EtcdConfig),
 }
 
 impl ClusterSource {
     /// The source a component's flags name: a kubeconfig first, then
-    /// in-cluster credentials (`KUBERNETES_SERVICE_HOST` set), then etcd
-    /// endpoints.
+    /// in-cluster credentials (`KUBERNETES_SERVICE_HOST` set), then etcd:
+    /// its client configuration file (`etcd_config`, upstream's
+    /// `kvstore-opt` `etcd.config`) with `etcd` (when not empty) replacing
+    /// the file's endpoints (see [`EtcdConfig::from_sources`]).
     pub fn from_flags(
         kubeconfig: Option<std::path::PathBuf>,
         etcd: &[String],
+        etcd_config: Option<&std::path::Path>,
     ) -> std::result::Result<Self, String> {
         if kubeconfig.is_some() {
             return Ok(Self::Kubernetes(kubeconfig));
@@ -505,12 +509,14 @@ impl ClusterSource {
         if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
             return Ok(Self::Kubernetes(None));
         }
-        if !etcd.is_empty() {
-            return Ok(Self::Etcd(etcd.to_vec()));
+        if !etcd.is_empty() || etcd_config.is_some() {
+            return EtcdConfig::from_sources(etcd, etcd_config)
+                .map(Self::Etcd)
+                .map_err(|e| e.to_string());
         }
         Err(
             "no cluster to connect to: give --k8s-kubeconfig-path, run in a pod \
-             (KUBERNETES_SERVICE_HOST), or give --etcd"
+             (KUBERNETES_SERVICE_HOST), or give --etcd or kvstore-opt etcd.config"
                 .into(),
         )
     }
@@ -520,7 +526,7 @@ impl ClusterSource {
         match self {
             Self::Kubernetes(Some(path)) => format!("kubeconfig {}", path.display()),
             Self::Kubernetes(None) => "in-cluster".into(),
-            Self::Etcd(endpoints) => endpoints.join(","),
+            Self::Etcd(config) => config.endpoints.join(","),
         }
     }
 }
