@@ -287,13 +287,48 @@ struct MetaArgs {
     namespace: Option<String>,
 }
 
+/// How the control plane reaches its cluster's etcd: endpoints and, for
+/// `https://` ones, the TLS files under kube-apiserver's flag names.
+#[derive(Args)]
+struct EtcdFlags {
+    /// etcd endpoints (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    etcd: Vec<String>,
+    /// The CA etcd's serving certificate chains to.
+    #[arg(long, requires_all = ["etcd_certfile", "etcd_keyfile"])]
+    etcd_cafile: Option<PathBuf>,
+    /// The client certificate presented to etcd.
+    #[arg(long, requires = "etcd_cafile")]
+    etcd_certfile: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, requires = "etcd_cafile")]
+    etcd_keyfile: Option<PathBuf>,
+}
+
+impl EtcdFlags {
+    /// The etcd client configuration the flags give.
+    fn config(self) -> store::EtcdConfig {
+        let tls = match (self.etcd_cafile, self.etcd_certfile, self.etcd_keyfile) {
+            (Some(trusted_ca_file), Some(cert_file), Some(key_file)) => Some(store::EtcdTls {
+                trusted_ca_file,
+                cert_file,
+                key_file,
+            }),
+            _ => None,
+        };
+        store::EtcdConfig {
+            endpoints: self.etcd,
+            tls,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Internal {
     /// The control plane of one cluster.
     ControlPlane {
-        /// etcd endpoint.
-        #[arg(long)]
-        etcd: String,
+        #[command(flatten)]
+        etcd: EtcdFlags,
         /// Pod CIDR for Node podCIDR allocation.
         #[arg(long)]
         pod_cidr: ipnet::Ipv4Net,
@@ -523,7 +558,7 @@ async fn run_internal(internal: Internal) -> Result<()> {
         } => {
             // etcd may still be starting: the controllers and the API
             // server retry until it answers.
-            let store = store::Store::etcd_lazy(&[etcd]).await?;
+            let store = store::Store::etcd_lazy_with(&etcd.config()).await?;
             let ca = std::fs::read_to_string(pki_dir.join("ca.crt"))
                 .with_context(|| format!("cannot read {}/ca.crt", pki_dir.display()))?;
             let pair = ::pki::CertPair::read(&pki_dir, "apiserver")?;

@@ -170,9 +170,15 @@ impl Store {
     /// endpoints are checked. Operations fail with [`Error::Backend`] while
     /// etcd is unreachable; [`Store::reflect`] keeps retrying until it is up.
     pub async fn etcd_lazy(endpoints: &[String]) -> Result<Self> {
+        Self::etcd_lazy_with(&EtcdConfig::plain(endpoints)).await
+    }
+
+    /// Like [`Store::etcd_with`] but without contacting etcd (see
+    /// [`Store::etcd_lazy`]); the endpoints and TLS files are checked.
+    pub async fn etcd_lazy_with(config: &EtcdConfig) -> Result<Self> {
         Ok(Self {
             inner: Inner::Kv(Backend::Etcd(std::sync::Arc::new(
-                etcd::EtcdBackend::connect(&EtcdConfig::plain(endpoints)).await?,
+                etcd::EtcdBackend::connect(config).await?,
             ))),
         })
     }
