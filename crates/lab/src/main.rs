@@ -643,15 +643,28 @@ fn print_lines(lines: &[String]) {
 }
 
 /// The verbs that act on a running cluster, one function each; returns
-/// the exit code (`exec`'s command's).
+/// the exit code (`exec`'s command's). `status`, `exec` and `logs` reach
+/// the store only for what needs it (pods), so they work on nodes while
+/// etcd is down.
 async fn run_cluster_command(
     state: &LabState,
     cluster: Option<&str>,
     command: Command,
 ) -> Result<i32> {
-    if let Command::Status = command {
-        print!("{}", status::report(state, cluster).await?);
-        return Ok(0);
+    match command {
+        Command::Status => {
+            print!("{}", status::report(state, cluster).await?);
+            return Ok(0);
+        }
+        Command::Exec(args) => {
+            let target = cli::exec::resolve_target(state, &args.target, args.namespace.as_deref());
+            return cli::exec::exec(state, cluster, &target, &args.command).await;
+        }
+        Command::Logs(args) => {
+            logs(state, cluster, args).await?;
+            return Ok(0);
+        }
+        _ => {}
     }
     let store = state.connect(cluster).await?;
     match command {
@@ -672,18 +685,15 @@ async fn run_cluster_command(
         Command::Drain { node, timeout } => {
             print_lines(&cli::edit::drain(&store, &node, timeout).await?)
         }
-        Command::Exec(args) => {
-            let target = cli::exec::resolve_target(state, &args.target, args.namespace.as_deref());
-            return cli::exec::exec(state, &store, &target, &args.command).await;
-        }
-        Command::Logs(args) => logs(state, &store, args).await?,
         Command::Wait(args) => wait(&store, args).await?,
+        Command::Status | Command::Exec(_) | Command::Logs(_) => {
+            unreachable!("handled without the store above")
+        }
         Command::Up(_)
         | Command::Down
         | Command::Restart { .. }
         | Command::Config(_)
         | Command::Rollout(_)
-        | Command::Status
         | Command::Kubeconfig
         | Command::Internal(_) => {
             unreachable!("handled by run")
@@ -772,15 +782,13 @@ async fn set_meta(store: &Store, which: cli::edit::MetaMap, m: MetaArgs) -> Resu
 }
 
 /// `logs POD|HOST/PROCESS`.
-async fn logs(state: &LabState, store: &Store, args: LogsArgs) -> Result<()> {
-    let path = cli::exec::log_path(
-        state,
-        store,
-        &args.target,
-        args.namespace.as_deref(),
-        args.container.as_deref(),
-    )
-    .await?;
+async fn logs(state: &LabState, cluster: Option<&str>, args: LogsArgs) -> Result<()> {
+    let req = cli::exec::LogsRequest {
+        target: &args.target,
+        namespace: args.namespace.as_deref(),
+        container: args.container.as_deref(),
+    };
+    let path = cli::exec::log_path(state, cluster, &req).await?;
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     print!("{text}");
