@@ -751,11 +751,28 @@ pub fn restart(lab: &str, target: &str) -> Result<(String, ProcRecord)> {
     };
     let old = state.processes[i].clone();
     old.stop(Duration::from_secs(5));
+    if name == "etcd"
+        && let Some(h) = state.topology.host(host)
+    {
+        remove_stale_etcd_socket(&LabPaths::new(lab), &state.topology.cluster_of(h).name)?;
+    }
     let new = procs::spawn(&old.spec)?;
     let line = format!("{host}/{name} restarted (pid {} -> {})", old.pid, new.pid);
     state.processes[i] = new.clone();
     state.save()?;
     Ok((line, new))
+}
+
+/// Remove the socket file a killed etcd of `cluster` left behind: it would
+/// make the next etcd's listen fail.
+fn remove_stale_etcd_socket(paths: &LabPaths, cluster: &str) -> Result<()> {
+    let socket = paths.etcd_socket_file(cluster);
+    match std::fs::remove_file(&socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            bail!("cannot remove {}: {e}", socket.display())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Poll `f` until it yields `Some`, or fail with `what` at the deadline.
