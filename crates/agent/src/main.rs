@@ -42,7 +42,9 @@ struct Flags {
     #[arg(long, value_name = "PATH", env = "CILIUM_K8S_KUBECONFIG_PATH")]
     k8s_kubeconfig_path: Option<PathBuf>,
     /// etcd endpoints to use as the cluster store instead of the API
-    /// (repeatable, or comma-separated).
+    /// (repeatable, or comma-separated); replaces the endpoints of
+    /// `kvstore-opt`'s `etcd.config` file, which also names the TLS files
+    /// for `https://` endpoints.
     #[arg(long, value_name = "ENDPOINT", value_delimiter = ',')]
     etcd: Vec<String>,
     #[command(flatten)]
@@ -79,7 +81,12 @@ fn main() -> ExitCode {
     };
     toolkit::logging::init(flags.log_format, if cfg.debug { "debug" } else { "info" });
     tracing::info!(node = %flags.node_name, config = ?cfg.effective, "starting cilium-agent");
-    let cluster = match store::ClusterSource::from_flags(flags.k8s_kubeconfig_path, &flags.etcd) {
+    let cluster = store::ClusterSource::from_flags(
+        flags.k8s_kubeconfig_path,
+        cfg.kvstore.explicit_endpoints(&flags.etcd),
+        cfg.kvstore.etcd_config.as_deref(),
+    );
+    let cluster = match cluster {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cilium-agent: {e}");

@@ -12,6 +12,7 @@ use ipnet::Ipv4Net;
 
 use crate::error::{ConfigError, invalid};
 use crate::key::{KeySet, Reader};
+use crate::kvstore::Kvstore;
 use crate::value::{self, IpamMode};
 
 /// Routing mode (`routing-mode`).
@@ -102,6 +103,8 @@ pub struct AgentConfig {
     /// `enable-ipv4-masquerade` (accepted; masquerading is not implemented
     /// yet, a warning is logged when on).
     pub enable_ipv4_masquerade: bool,
+    /// `kvstore` and `kvstore-opt`.
+    pub kvstore: Kvstore,
     /// The effective key/value map (`GET /v1/config`): every supported key
     /// with its default, overlaid with everything given.
     pub effective: BTreeMap<String, String>,
@@ -155,6 +158,7 @@ impl AgentConfig {
         let cluster_name = value::parse_cluster_name("cluster-name", get("cluster-name"))?;
         let cluster_id = parse_cluster_id(get("cluster-id"))?;
         let mtu = parse_mtu(get("mtu"))?;
+        let kvstore = Kvstore::parse(keys)?;
         let config = Self {
             ipam,
             routing_mode,
@@ -170,6 +174,7 @@ impl AgentConfig {
             mtu,
             debug,
             enable_ipv4_masquerade,
+            kvstore,
             effective: keys.effective(),
         };
         Ok((config, enable_ipv4))
@@ -538,6 +543,8 @@ mod tests {
             ("ipam", "cluster-pool"),
             ("ipv4-native-routing-cidr", ""),
             ("k8s-require-ipv4-pod-cidr", "false"),
+            ("kvstore", ""),
+            ("kvstore-opt", ""),
             ("mtu", "0"),
             ("prometheus-serve-addr", ":9962"),
             ("routing-mode", "tunnel"),

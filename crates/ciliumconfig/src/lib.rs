@@ -10,7 +10,8 @@
 //!   sources win, and keys and values are trimmed the same way in all.
 //!   [`ConfigFlags`] declares the three flags once for the binaries.
 //! - Validation into the typed configs of the two readers,
-//!   [`AgentConfig`] and [`OperatorConfig`] (sharing [`IpamMode`]), with
+//!   [`AgentConfig`] and [`OperatorConfig`] (sharing [`IpamMode`] and
+//!   [`Kvstore`], how both reach etcd), with
 //!   one error type, [`ConfigError`]; and [`validate`], which checks a
 //!   cluster's key set as both will, for tools that write it.
 //!
@@ -19,6 +20,7 @@
 mod agent;
 mod error;
 mod key;
+mod kvstore;
 mod operator;
 mod sources;
 mod table;
@@ -29,6 +31,7 @@ use std::collections::BTreeMap;
 pub use agent::{AgentConfig, RoutingMode, Tunnel, TunnelProtocol};
 pub use error::ConfigError;
 pub use key::{Class, Key, Reader, Type, keys, lookup};
+pub use kvstore::{ETCD_CONFIG_OPTION, Kvstore};
 pub use operator::OperatorConfig;
 pub use sources::{ConfigFlags, Sources, parse_overrides, read_dir, read_yaml};
 pub use value::{IpamMode, positive_duration};

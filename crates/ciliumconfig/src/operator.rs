@@ -13,6 +13,7 @@ use ipnet::Ipv4Net;
 
 use crate::error::{ConfigError, invalid};
 use crate::key::{KeySet, Reader};
+use crate::kvstore::Kvstore;
 use crate::value::{self, IpamMode};
 
 /// The validated operator configuration.
@@ -31,6 +32,8 @@ pub struct OperatorConfig {
     /// `identity-gc-interval`: an identity is collected once unused for
     /// this long.
     pub identity_gc_interval: Duration,
+    /// `kvstore` and `kvstore-opt`.
+    pub kvstore: Kvstore,
 }
 
 impl OperatorConfig {
@@ -51,6 +54,7 @@ impl OperatorConfig {
         let gc = keys.get("identity-gc-interval");
         let identity_gc_interval =
             value::positive_duration(gc).map_err(|e| invalid("identity-gc-interval", gc, e))?;
+        let kvstore = Kvstore::parse(&keys)?;
         keys.check_rest()?;
         Ok(Self {
             ipam,
@@ -58,6 +62,7 @@ impl OperatorConfig {
             pool_mask,
             cluster_name,
             identity_gc_interval,
+            kvstore,
         })
     }
 }

@@ -84,6 +84,8 @@ pub(crate) const KEYS: &[Key] = &[
     supported("mtu", Int, "0", AGENT),
     supported("debug", Bool, "false", AGENT),
     supported("identity-gc-interval", Duration, "30s", OPERATOR),
+    supported("kvstore", Choice(&["etcd"]), "", BOTH),
+    supported("kvstore-opt", Text, "", BOTH),
 
     // Feature-gated: only values meaning "off" are accepted.
     gated("kube-proxy-replacement", Text, "false", &["false", "disabled", ""], AGENT),

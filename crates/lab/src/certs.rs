@@ -1,8 +1,10 @@
 //! The lab's certificates and kubeconfig: one CA per cluster (under
 //! `/run/cilium-lab/<lab>/clusters/<cluster>/pki/`), the API server's
 //! serving certificate, the administrator's client certificate (group
-//! `system:masters`), and a kubeconfig with a context per cluster that
-//! `cilium-lab kubeconfig` prints the path of.
+//! `system:masters`), etcd's serving certificate and the API server's
+//! client certificate for etcd (kubeadm's `apiserver-etcd-client`), and a
+//! kubeconfig with a context per cluster that `cilium-lab kubeconfig`
+//! prints the path of.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,11 @@ pub const API_PORT: u16 = 6443;
 
 /// The user of the administrator's certificate.
 const ADMIN_USER: &str = "kubernetes-admin";
+
+/// etcd's serving certificate.
+pub const ETCD_SERVER: &str = "etcd-server";
+/// The certificate the API server presents to etcd.
+pub const APISERVER_ETCD_CLIENT: &str = "apiserver-etcd-client";
 
 /// Where a cluster's certificates live.
 #[derive(Debug, Clone)]
@@ -44,6 +51,16 @@ impl ClusterPki {
             self.dir.join(format!("{name}.key")),
         )
     }
+
+    /// The files an etcd client presenting certificate `name` uses.
+    pub fn etcd_client(&self, name: &str) -> store::EtcdTls {
+        let (cert_file, key_file) = self.pair(name);
+        store::EtcdTls {
+            trusted_ca_file: self.ca_cert(),
+            cert_file,
+            key_file,
+        }
+    }
 }
 
 /// The PKI directory of a cluster.
@@ -56,7 +73,7 @@ pub fn cluster_pki(paths: &LabPaths, cluster: &str) -> ClusterPki {
 /// Create whatever is missing of a cluster's CA, the API server's
 /// certificate (names and addresses clients use: the control-plane
 /// node's address, the `kubernetes` Service's ClusterIP and DNS names,
-/// loopback) and the administrator's certificate.
+/// loopback), the administrator's certificate, and etcd's certificates.
 pub fn ensure(
     paths: &LabPaths,
     cluster: &str,
@@ -92,7 +109,29 @@ pub fn ensure(
         &Leaf::client(ADMIN_USER, &["system:masters"]),
     )?;
     pki::write_key_if_missing(&pki.service_account_key(), pki::new_key_pem)?;
+    ensure_etcd(&ca, &pki, &paths.etcd_socket_file(cluster), cp_ip)?;
     Ok(pki)
+}
+
+/// etcd's certificates: its serving certificate and the API server's
+/// client certificate (etcd accepts no client without one).
+fn ensure_etcd(ca: &Ca, pki: &ClusterPki, socket: &Path, cp_ip: Ipv4Addr) -> Result<()> {
+    // On the unix socket, the `store` crate checks the name `localhost`,
+    // etcdctl the socket's path without the `:0` of etcd's URL (matched
+    // exactly by Go; rustls skips it as no DNS name).
+    let socket = socket.display().to_string();
+    let socket = socket.strip_suffix(":0").unwrap_or(&socket);
+    let ips = [IpAddr::V4(cp_ip), IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    // Also a client certificate: etcd's HTTP gateway dials etcd's own
+    // listeners with it.
+    let server = Leaf::server("etcd", &["localhost", socket], &ips).for_both();
+    issue_missing(ca, &pki.dir, ETCD_SERVER, &server)?;
+    issue_missing(
+        ca,
+        &pki.dir,
+        APISERVER_ETCD_CLIENT,
+        &Leaf::client("kube-apiserver-etcd-client", &[]),
+    )
 }
 
 /// Issue `<name>.crt`/`<name>.key` unless present.

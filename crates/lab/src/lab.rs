@@ -1,6 +1,7 @@
-//! A lab's lifecycle: `up` builds the fabric, starts etcd, the control
-//! plane, the kubelets and the router's web server, waits for the nodes
-//! (and optionally the sample workloads) to be ready; `down` ends every
+//! A lab's lifecycle: `up` builds the fabric, makes every cluster's
+//! certificates, starts etcd (mutual TLS only), the control plane, the
+//! kubelets and the router's web server, waits for the nodes (and
+//! optionally the sample workloads) to be ready; `down` ends every
 //! process it started, kills what is left in the lab's cgroups, deletes its
 //! namespaces, pins and state. The lab's on-disk state lives under
 //! `/run/cilium-lab/<lab>/`.
@@ -30,6 +31,9 @@ pub const BPFFS: &str = "/sys/fs/bpf";
 
 /// Port etcd listens on inside the control-plane node.
 const ETCD_PORT: u16 = 2379;
+/// The file of etcd's unix socket in its directory: etcd 3.4 names it
+/// after the URL `unixs://etcd.sock:0`, port included.
+const ETCD_SOCKET_FILE: &str = "etcd.sock:0";
 
 /// What `up` recorded about a running lab.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +86,11 @@ impl LabPaths {
     /// A cluster's etcd directory (data and unix socket).
     pub fn etcd_dir(&self, cluster: &str) -> PathBuf {
         self.root().join("clusters").join(cluster).join("etcd")
+    }
+    /// The file of etcd's unix socket (`unixs://<file>`, for the host:
+    /// mutual TLS like every other etcd listener).
+    pub fn etcd_socket_file(&self, cluster: &str) -> PathBuf {
+        self.etcd_dir(cluster).join(ETCD_SOCKET_FILE)
     }
     /// The lab's cgroup directory.
     pub fn cgroup_root(&self) -> PathBuf {
@@ -318,6 +327,7 @@ async fn bring_up(
         topo: &topo,
         exe: &exe,
     };
+    progress.step("certificates", || launch.certificates())?;
     progress.step("etcd and web servers", || {
         launch.etcd_and_web_servers(state)
     })?;
@@ -381,6 +391,24 @@ struct Launch<'a> {
 }
 
 impl Launch<'_> {
+    /// Every cluster's CA and certificates (see [`certs::ensure`]).
+    fn certificates(&self) -> Result<()> {
+        for c in &self.topo.clusters {
+            let cp_ip = self
+                .topo
+                .control_plane(&c.name)
+                .primary_ip()
+                .expect("validated");
+            let api_ip = c
+                .service_cidr
+                .hosts()
+                .next()
+                .context("service CIDR has no host address")?;
+            certs::ensure(self.paths, &c.name, cp_ip, api_ip)?;
+        }
+        Ok(())
+    }
+
     /// etcd on every cluster's control-plane node, and the hosts' web
     /// servers.
     fn etcd_and_web_servers(&self, state: &mut LabState) -> Result<()> {
@@ -388,7 +416,8 @@ impl Launch<'_> {
             let cp = self.topo.control_plane(&c.name);
             let dir = self.paths.etcd_dir(&c.name);
             std::fs::create_dir_all(&dir)?;
-            self.start(state, cp, "etcd", &dir, &etcd_argv(cp, &dir))?;
+            let pki = certs::cluster_pki(self.paths, &c.name);
+            self.start(state, cp, "etcd", &dir, &etcd_argv(cp, &dir, &pki))?;
         }
         for h in &self.topo.hosts {
             if let Some(web) = &h.web {
@@ -406,14 +435,9 @@ impl Launch<'_> {
         for c in &self.topo.clusters {
             let cp = self.topo.control_plane(&c.name);
             let cp_ip = cp.primary_ip().expect("validated");
-            let api_ip = c
-                .service_cidr
-                .hosts()
-                .next()
-                .context("service CIDR has no host address")?;
-            let pki = certs::ensure(self.paths, &c.name, cp_ip, api_ip)?;
+            let pki = certs::cluster_pki(self.paths, &c.name);
             let socket = pki.dir.join("apiserver.sock");
-            let argv = control_plane_argv(self.exe, c, cp_ip, &socket, &pki.dir);
+            let argv = control_plane_argv(self.exe, c, cp_ip, &socket, &pki);
             self.start(state, cp, "control-plane", &self.paths.root(), &argv)?;
             let port = free_loopback_port()?;
             let forward = vec![
@@ -594,9 +618,13 @@ const SERVICE_ACCOUNT_GROUPS: [&str; 2] = [
     "system:serviceaccounts:kube-system",
 ];
 
-/// etcd of a cluster, on its control-plane node.
-fn etcd_argv(cp: &Host, dir: &Path) -> Vec<String> {
+/// etcd of a cluster, on its control-plane node: mutual TLS on every
+/// client listener (the node's address, loopback, the unix socket for the
+/// host), so clients need a certificate of the cluster's CA. The peer
+/// listener of this single member stays plaintext on loopback.
+fn etcd_argv(cp: &Host, dir: &Path, pki: &certs::ClusterPki) -> Vec<String> {
     let ip = cp.primary_ip().expect("validated");
+    let (cert, key) = pki.pair(certs::ETCD_SERVER);
     vec![
         "etcd".into(),
         "--name".into(),
@@ -604,9 +632,18 @@ fn etcd_argv(cp: &Host, dir: &Path) -> Vec<String> {
         "--data-dir".into(),
         dir.join("data").display().to_string(),
         "--listen-client-urls".into(),
-        format!("http://{ip}:{ETCD_PORT},http://127.0.0.1:{ETCD_PORT},unix://etcd.sock:0"),
+        format!(
+            "https://{ip}:{ETCD_PORT},https://127.0.0.1:{ETCD_PORT},unixs://{ETCD_SOCKET_FILE}"
+        ),
         "--advertise-client-urls".into(),
-        format!("http://{ip}:{ETCD_PORT}"),
+        format!("https://{ip}:{ETCD_PORT}"),
+        "--client-cert-auth".into(),
+        "--trusted-ca-file".into(),
+        pki.ca_cert().display().to_string(),
+        "--cert-file".into(),
+        cert.display().to_string(),
+        "--key-file".into(),
+        key.display().to_string(),
         "--listen-peer-urls".into(),
         "http://127.0.0.1:2380".into(),
         "--initial-advertise-peer-urls".into(),
@@ -632,20 +669,28 @@ fn web_argv(exe: &str, web: &Web) -> Vec<String> {
 }
 
 /// A cluster's control plane (`cilium-lab internal control-plane`), next
-/// to its etcd.
+/// to its etcd, which it reaches with its client certificate (flags named
+/// as kube-apiserver's).
 fn control_plane_argv(
     exe: &str,
     c: &ClusterSpec,
     cp_ip: Ipv4Addr,
     socket: &Path,
-    pki: &Path,
+    pki: &certs::ClusterPki,
 ) -> Vec<String> {
+    let etcd = pki.etcd_client(certs::APISERVER_ETCD_CLIENT);
     vec![
         exe.into(),
         "internal".into(),
         "control-plane".into(),
         "--etcd".into(),
-        format!("http://127.0.0.1:{ETCD_PORT}"),
+        format!("https://127.0.0.1:{ETCD_PORT}"),
+        "--etcd-cafile".into(),
+        etcd.trusted_ca_file.display().to_string(),
+        "--etcd-certfile".into(),
+        etcd.cert_file.display().to_string(),
+        "--etcd-keyfile".into(),
+        etcd.key_file.display().to_string(),
         "--pod-cidr".into(),
         c.pod_cidr.to_string(),
         "--service-cidr".into(),
@@ -657,7 +702,7 @@ fn control_plane_argv(
         "--apiserver-socket".into(),
         socket.display().to_string(),
         "--pki-dir".into(),
-        pki.display().to_string(),
+        pki.dir.display().to_string(),
     ]
 }
 
@@ -706,11 +751,28 @@ pub fn restart(lab: &str, target: &str) -> Result<(String, ProcRecord)> {
     };
     let old = state.processes[i].clone();
     old.stop(Duration::from_secs(5));
+    if name == "etcd"
+        && let Some(h) = state.topology.host(host)
+    {
+        remove_stale_etcd_socket(&LabPaths::new(lab), &state.topology.cluster_of(h).name)?;
+    }
     let new = procs::spawn(&old.spec)?;
     let line = format!("{host}/{name} restarted (pid {} -> {})", old.pid, new.pid);
     state.processes[i] = new.clone();
     state.save()?;
     Ok((line, new))
+}
+
+/// Remove the socket file a killed etcd of `cluster` left behind: it would
+/// make the next etcd's listen fail.
+fn remove_stale_etcd_socket(paths: &LabPaths, cluster: &str) -> Result<()> {
+    let socket = paths.etcd_socket_file(cluster);
+    match std::fs::remove_file(&socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            bail!("cannot remove {}: {e}", socket.display())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Poll `f` until it yields `Some`, or fail with `what` at the deadline.

@@ -287,13 +287,48 @@ struct MetaArgs {
     namespace: Option<String>,
 }
 
+/// How the control plane reaches its cluster's etcd: endpoints and, for
+/// `https://` ones, the TLS files under kube-apiserver's flag names.
+#[derive(Args)]
+struct EtcdFlags {
+    /// etcd endpoints (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    etcd: Vec<String>,
+    /// The CA etcd's serving certificate chains to.
+    #[arg(long, requires_all = ["etcd_certfile", "etcd_keyfile"])]
+    etcd_cafile: Option<PathBuf>,
+    /// The client certificate presented to etcd.
+    #[arg(long, requires = "etcd_cafile")]
+    etcd_certfile: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, requires = "etcd_cafile")]
+    etcd_keyfile: Option<PathBuf>,
+}
+
+impl EtcdFlags {
+    /// The etcd client configuration the flags give.
+    fn config(self) -> store::EtcdConfig {
+        let tls = match (self.etcd_cafile, self.etcd_certfile, self.etcd_keyfile) {
+            (Some(trusted_ca_file), Some(cert_file), Some(key_file)) => Some(store::EtcdTls {
+                trusted_ca_file,
+                cert_file,
+                key_file,
+            }),
+            _ => None,
+        };
+        store::EtcdConfig {
+            endpoints: self.etcd,
+            tls,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Internal {
     /// The control plane of one cluster.
     ControlPlane {
-        /// etcd endpoint.
-        #[arg(long)]
-        etcd: String,
+        #[command(flatten)]
+        etcd: EtcdFlags,
         /// Pod CIDR for Node podCIDR allocation.
         #[arg(long)]
         pod_cidr: ipnet::Ipv4Net,
@@ -523,7 +558,7 @@ async fn run_internal(internal: Internal) -> Result<()> {
         } => {
             // etcd may still be starting: the controllers and the API
             // server retry until it answers.
-            let store = store::Store::etcd_lazy(&[etcd]).await?;
+            let store = store::Store::etcd_lazy_with(&etcd.config()).await?;
             let ca = std::fs::read_to_string(pki_dir.join("ca.crt"))
                 .with_context(|| format!("cannot read {}/ca.crt", pki_dir.display()))?;
             let pair = ::pki::CertPair::read(&pki_dir, "apiserver")?;
@@ -608,15 +643,28 @@ fn print_lines(lines: &[String]) {
 }
 
 /// The verbs that act on a running cluster, one function each; returns
-/// the exit code (`exec`'s command's).
+/// the exit code (`exec`'s command's). `status`, `exec` and `logs` reach
+/// the store only for what needs it (pods), so they work on nodes while
+/// etcd is down.
 async fn run_cluster_command(
     state: &LabState,
     cluster: Option<&str>,
     command: Command,
 ) -> Result<i32> {
-    if let Command::Status = command {
-        print!("{}", status::report(state, cluster).await?);
-        return Ok(0);
+    match command {
+        Command::Status => {
+            print!("{}", status::report(state, cluster).await?);
+            return Ok(0);
+        }
+        Command::Exec(args) => {
+            let target = cli::exec::resolve_target(state, &args.target, args.namespace.as_deref());
+            return cli::exec::exec(state, cluster, &target, &args.command).await;
+        }
+        Command::Logs(args) => {
+            logs(state, cluster, args).await?;
+            return Ok(0);
+        }
+        _ => {}
     }
     let store = state.connect(cluster).await?;
     match command {
@@ -637,18 +685,15 @@ async fn run_cluster_command(
         Command::Drain { node, timeout } => {
             print_lines(&cli::edit::drain(&store, &node, timeout).await?)
         }
-        Command::Exec(args) => {
-            let target = cli::exec::resolve_target(state, &args.target, args.namespace.as_deref());
-            return cli::exec::exec(state, &store, &target, &args.command).await;
-        }
-        Command::Logs(args) => logs(state, &store, args).await?,
         Command::Wait(args) => wait(&store, args).await?,
+        Command::Status | Command::Exec(_) | Command::Logs(_) => {
+            unreachable!("handled without the store above")
+        }
         Command::Up(_)
         | Command::Down
         | Command::Restart { .. }
         | Command::Config(_)
         | Command::Rollout(_)
-        | Command::Status
         | Command::Kubeconfig
         | Command::Internal(_) => {
             unreachable!("handled by run")
@@ -737,15 +782,13 @@ async fn set_meta(store: &Store, which: cli::edit::MetaMap, m: MetaArgs) -> Resu
 }
 
 /// `logs POD|HOST/PROCESS`.
-async fn logs(state: &LabState, store: &Store, args: LogsArgs) -> Result<()> {
-    let path = cli::exec::log_path(
-        state,
-        store,
-        &args.target,
-        args.namespace.as_deref(),
-        args.container.as_deref(),
-    )
-    .await?;
+async fn logs(state: &LabState, cluster: Option<&str>, args: LogsArgs) -> Result<()> {
+    let req = cli::exec::LogsRequest {
+        target: &args.target,
+        namespace: args.namespace.as_deref(),
+        container: args.container.as_deref(),
+    };
+    let path = cli::exec::log_path(state, cluster, &req).await?;
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     print!("{text}");

@@ -17,7 +17,9 @@ struct Args {
     #[arg(long, value_name = "PATH", env = "CILIUM_K8S_KUBECONFIG_PATH")]
     k8s_kubeconfig_path: Option<std::path::PathBuf>,
     /// etcd endpoints to use as the cluster store instead of the API
-    /// (`http://IP:PORT`, `unix:///path`); repeatable.
+    /// (`http(s)://IP:PORT`, `unix(s):///path`); repeatable. Replaces the
+    /// endpoints of `kvstore-opt`'s `etcd.config` file, which also names
+    /// the TLS files.
     #[arg(long = "etcd", value_name = "ENDPOINT")]
     etcd: Vec<String>,
     #[command(flatten)]
@@ -44,8 +46,12 @@ async fn main() -> anyhow::Result<()> {
     toolkit::logging::init(args.log_format, "info");
     let config = load_config(&args).context("invalid configuration")?;
     tracing::info!(?config, "starting cilium-operator");
-    let cluster = store::ClusterSource::from_flags(args.k8s_kubeconfig_path.clone(), &args.etcd)
-        .map_err(anyhow::Error::msg)?;
+    let cluster = store::ClusterSource::from_flags(
+        args.k8s_kubeconfig_path.clone(),
+        config.kvstore.explicit_endpoints(&args.etcd),
+        config.kvstore.etcd_config.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let store = store::Store::connect(&cluster)
         .await
         .with_context(|| format!("cannot reach the cluster ({})", cluster.describe()))?;

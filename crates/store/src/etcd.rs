@@ -5,12 +5,20 @@
 //! passed through as the file name) and so that every endpoint gets the
 //! same connect timeout and HTTP/2 keep-alive: a dead etcd is noticed by
 //! watches, a wrong endpoint fails within seconds. Channels connect
-//! lazily and reconnect on the next request after a failure.
+//! lazily and reconnect on the next request after a failure; with
+//! several endpoints a connection goes to the first that answers.
+//!
+//! `https://` and `unixs://` endpoints speak mutual TLS (rustls with
+//! *ring*, through the `pki` crate): etcd's certificate must chain to the
+//! configured CA and name the endpoint's host (`localhost` for a socket),
+//! and the client presents its certificate. The files are read once, when
+//! the store is made.
 //!
 //! Writes are transactions: create compares `create_revision == 0`, update
 //! compares `mod_revision == expected`. Watches ask for `prev_kv` so that
 //! deletions carry the last state.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +28,14 @@ use etcd_client::{
 };
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::backend::{Kv, RawEvent, RawWatch, Swap};
+use crate::config::{EtcdConfig, EtcdTls};
 use crate::{Error, Result};
 
 /// Time allowed to open a connection to an endpoint.
@@ -43,14 +56,14 @@ pub(crate) struct EtcdBackend {
 
 impl EtcdBackend {
     /// Build the channel and client; no request is sent.
-    pub async fn connect(endpoints: &[String]) -> Result<Self> {
-        let channel = channel(endpoints)?;
+    pub async fn connect(config: &EtcdConfig) -> Result<Self> {
+        let channel = channel(config)?;
         let client = Client::from_channel(etcd_client::Channel::Tonic(channel), None)
             .await
             .map_err(|e| Error::Backend(format!("etcd client: {}", describe(&e))))?;
         Ok(Self {
             client,
-            endpoints: endpoints.join(","),
+            endpoints: config.endpoints.join(","),
         })
     }
 
@@ -304,48 +317,204 @@ fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
     header.map_or(0, |h| h.revision())
 }
 
-/// The gRPC channel to `endpoints`: one `unix://` path, or `http://`
-/// addresses (balanced when several).
-fn channel(endpoints: &[String]) -> Result<Channel> {
-    let invalid = |message: String| Error::Backend(format!("etcd endpoints: {message}"));
-    match endpoints {
-        [] => Err(invalid("no endpoint given".to_string())),
-        [only] if only.starts_with("unix://") => {
-            let path = std::path::PathBuf::from(&only["unix://".len()..]);
-            if path.as_os_str().is_empty() {
-                return Err(invalid(format!("{only}: empty socket path")));
-            }
-            // The authority is not used to connect, only sent as `:authority`.
-            let endpoint = configure(Endpoint::from_static("http://localhost"));
-            let connector = tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
-                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                    })?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            });
-            Ok(endpoint.connect_with_connector_lazy(connector))
+/// One place the channel connects to.
+#[derive(Debug, Clone)]
+enum Target {
+    /// `HOST:PORT` over TCP, and the name etcd's certificate must carry
+    /// (the host: an IP address or a DNS name).
+    Tcp {
+        authority: String,
+        server_name: ServerName<'static>,
+    },
+    /// A unix socket; a TLS server behind it must be certified for
+    /// [`UNIX_SERVER_NAME`].
+    Unix(PathBuf),
+}
+
+/// The name etcd's certificate is checked against on `unixs://`
+/// endpoints (a socket has no host name of its own).
+const UNIX_SERVER_NAME: &str = "localhost";
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp { authority, .. } => f.write_str(authority),
+            Target::Unix(path) => write!(f, "{}", path.display()),
         }
-        _ => {
-            let mut list = Vec::with_capacity(endpoints.len());
-            for url in endpoints {
-                if !url.starts_with("http://") {
-                    return Err(invalid(format!(
-                        "{url}: expected http://IP:PORT (or a single unix:///path)"
-                    )));
-                }
-                let endpoint = Endpoint::from_shared(url.clone())
-                    .map_err(|e| invalid(format!("{url}: {e}")))?;
-                list.push(configure(endpoint));
+    }
+}
+
+/// A connection, plaintext or TLS, over TCP or a unix socket.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// Opens the channel's connections: the targets in order until one
+/// connects (and, with TLS, completes the handshake, verifying etcd's
+/// certificate and presenting the client's).
+#[derive(Clone)]
+struct Dialer {
+    targets: Arc<[Target]>,
+    tls: Option<TlsConnector>,
+}
+
+impl Dialer {
+    async fn dial(self) -> std::io::Result<TokioIo<Box<dyn Io>>> {
+        let mut failures = Vec::new();
+        for target in self.targets.iter() {
+            match self.dial_one(target).await {
+                Ok(io) => return Ok(TokioIo::new(io)),
+                Err(e) => failures.push(e),
             }
-            match <[Endpoint; 1]>::try_from(list) {
-                Ok([endpoint]) => Ok(endpoint.connect_lazy()),
-                Err(list) => Ok(Channel::balance_list(list.into_iter())),
+        }
+        let kind = failures
+            .last()
+            .map_or(std::io::ErrorKind::NotFound, std::io::Error::kind);
+        let text: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        Err(std::io::Error::new(kind, text.join("; ")))
+    }
+
+    async fn dial_one(&self, target: &Target) -> std::io::Result<Box<dyn Io>> {
+        let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{target}: {e}"));
+        let (stream, server_name): (Box<dyn Io>, _) = match target {
+            Target::Tcp {
+                authority,
+                server_name,
+            } => {
+                let stream = TcpStream::connect(authority.as_str())
+                    .await
+                    .map_err(named)?;
+                stream.set_nodelay(true).map_err(named)?;
+                (Box::new(stream), server_name.clone())
+            }
+            Target::Unix(path) => {
+                let stream = UnixStream::connect(path).await.map_err(named)?;
+                let name = ServerName::try_from(UNIX_SERVER_NAME).expect("a valid DNS name");
+                (Box::new(stream), name)
+            }
+        };
+        match &self.tls {
+            None => Ok(stream),
+            Some(tls) => {
+                let stream = tls.connect(server_name, stream).await.map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{target}: TLS handshake: {e}"))
+                })?;
+                Ok(Box::new(stream))
             }
         }
     }
+}
+
+/// The gRPC channel of a configuration. Connections are opened by a
+/// [`Dialer`], so tonic itself speaks plaintext HTTP/2 over them (its
+/// URIs are `http://`, whatever the endpoints' scheme).
+fn channel(config: &EtcdConfig) -> Result<Channel> {
+    let (targets, secure) = targets(&config.endpoints)?;
+    let tls = match (&config.tls, secure) {
+        (Some(tls), true) => Some(tls_connector(tls)?),
+        (None, false) => None,
+        (None, true) => {
+            return Err(Error::Backend(format!(
+                "etcd endpoints {}: https:// and unixs:// need TLS files \
+                 (trusted-ca-file, cert-file, key-file)",
+                config.endpoints.join(",")
+            )));
+        }
+        (Some(_), false) => {
+            return Err(Error::Backend(format!(
+                "etcd endpoints {}: TLS files given for plaintext endpoints \
+                 (use https:// or unixs://)",
+                config.endpoints.join(",")
+            )));
+        }
+    };
+    let uri = match &targets[0] {
+        Target::Tcp { authority, .. } => format!("http://{authority}"),
+        // The authority is not used to connect, only sent as `:authority`.
+        Target::Unix(_) => format!("http://{UNIX_SERVER_NAME}"),
+    };
+    let endpoint =
+        Endpoint::from_shared(uri).map_err(|e| Error::Backend(format!("etcd endpoints: {e}")))?;
+    let dialer = Dialer {
+        targets: targets.into(),
+        tls,
+    };
+    let connector = tower::service_fn(move |_: Uri| dialer.clone().dial());
+    Ok(configure(endpoint).connect_with_connector_lazy(connector))
+}
+
+/// Parse endpoints: `http(s)://HOST:PORT` or `unix(s):///path`, all of
+/// them plaintext or all TLS (returned as the second value).
+fn targets(endpoints: &[String]) -> Result<(Vec<Target>, bool)> {
+    let invalid = |message: String| Error::Backend(format!("etcd endpoints: {message}"));
+    if endpoints.is_empty() {
+        return Err(invalid("no endpoint given".to_string()));
+    }
+    let mut targets = Vec::with_capacity(endpoints.len());
+    let mut secure = Vec::with_capacity(endpoints.len());
+    for url in endpoints {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(invalid(format!(
+                "{url}: expected http(s)://HOST:PORT or unix(s):///path"
+            )));
+        };
+        let target = match scheme {
+            "unix" | "unixs" if rest.is_empty() => {
+                return Err(invalid(format!("{url}: empty socket path")));
+            }
+            "unix" | "unixs" => Target::Unix(PathBuf::from(rest)),
+            "http" | "https" => {
+                let authority = rest.strip_suffix('/').unwrap_or(rest);
+                let host = match authority.rsplit_once(':') {
+                    Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => host,
+                    _ => {
+                        return Err(invalid(format!("{url}: expected {scheme}://HOST:PORT")));
+                    }
+                };
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let server_name = ServerName::try_from(host.to_string())
+                    .map_err(|e| invalid(format!("{url}: {e}")))?;
+                Target::Tcp {
+                    authority: authority.to_string(),
+                    server_name,
+                }
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "{url}: expected http(s)://HOST:PORT or unix(s):///path"
+                )));
+            }
+        };
+        targets.push(target);
+        secure.push(scheme.ends_with('s'));
+    }
+    if secure.iter().any(|s| *s != secure[0]) {
+        return Err(invalid(format!(
+            "{}: mixes plaintext and TLS endpoints",
+            endpoints.join(",")
+        )));
+    }
+    Ok((targets, secure[0]))
+}
+
+/// The TLS client of `tls`: its files read and checked now (a bad file is
+/// named at start-up, not at the first connection).
+fn tls_connector(tls: &EtcdTls) -> Result<TlsConnector> {
+    let failed = |path: &Path, detail: String| {
+        Error::Backend(format!("etcd TLS: {}: {detail}", path.display()))
+    };
+    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| failed(path, e.to_string()));
+    let ca = read(&tls.trusted_ca_file)?;
+    pki::certs_from_pem(&ca).map_err(|e| failed(&tls.trusted_ca_file, e.to_string()))?;
+    let pair = pki::CertPair {
+        cert_pem: read(&tls.cert_file)?,
+        key_pem: read(&tls.key_file)?,
+    };
+    pki::certs_from_pem(&pair.cert_pem).map_err(|e| failed(&tls.cert_file, e.to_string()))?;
+    pki::key_from_pem(&pair.key_pem).map_err(|e| failed(&tls.key_file, e.to_string()))?;
+    let mut config = pki::client_config(&ca, Some(&pair))
+        .map_err(|e| Error::Backend(format!("etcd TLS: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 fn configure(endpoint: Endpoint) -> Endpoint {

@@ -8,7 +8,8 @@
 //! every change after a given revision, in order.
 //!
 //! Backends: [`Store::memory`] (unit tests) and [`Store::etcd`] (the lab's
-//! real etcd). Callers never know which one they hold.
+//! real etcd; [`Store::etcd_with`] for mutual TLS, configured by an
+//! [`EtcdConfig`]). Callers never know which one they hold.
 //!
 //! Server-owned metadata: `create` fills `uid`, `creationTimestamp`,
 //! `generation` (1) and the default namespace; `update` keeps the stored
@@ -20,6 +21,7 @@
 //! feature's `testing::EtcdServer`.
 
 mod backend;
+mod config;
 mod etcd;
 mod kube;
 mod memory;
@@ -35,6 +37,7 @@ use futures::{Stream, StreamExt};
 pub use toolkit::cache::{Change, WatchEvent};
 
 use crate::backend::Backend;
+pub use crate::config::{EtcdConfig, EtcdTls};
 
 /// Errors of store operations.
 #[derive(Debug, thiserror::Error)]
@@ -141,13 +144,22 @@ impl Store {
         }
     }
 
-    /// Connect to etcd. Endpoints are `http://IP:PORT` or `unix:///path`.
+    /// Connect to etcd in plaintext. Endpoints are `http://IP:PORT` or
+    /// `unix:///path`.
     ///
     /// Checks that etcd answers (within a few seconds) and fails with
     /// [`Error::Backend`] otherwise; see [`Store::etcd_lazy`] for a handle
     /// that does not wait for etcd to be up.
     pub async fn etcd(endpoints: &[String]) -> Result<Self> {
-        let backend = etcd::EtcdBackend::connect(endpoints).await?;
+        Self::etcd_with(&EtcdConfig::plain(endpoints)).await
+    }
+
+    /// Connect to etcd as `config` says: plaintext endpoints, or
+    /// `https://IP:PORT` / `unixs:///path` with mutual TLS. Checks that
+    /// etcd answers, like [`Store::etcd`]; a TLS file that cannot be read
+    /// or parsed fails at once, naming the file.
+    pub async fn etcd_with(config: &EtcdConfig) -> Result<Self> {
+        let backend = etcd::EtcdBackend::connect(config).await?;
         backend.probe().await?;
         Ok(Self {
             inner: Inner::Kv(Backend::Etcd(std::sync::Arc::new(backend))),
@@ -158,9 +170,15 @@ impl Store {
     /// endpoints are checked. Operations fail with [`Error::Backend`] while
     /// etcd is unreachable; [`Store::reflect`] keeps retrying until it is up.
     pub async fn etcd_lazy(endpoints: &[String]) -> Result<Self> {
+        Self::etcd_lazy_with(&EtcdConfig::plain(endpoints)).await
+    }
+
+    /// Like [`Store::etcd_with`] but without contacting etcd (see
+    /// [`Store::etcd_lazy`]); the endpoints and TLS files are checked.
+    pub async fn etcd_lazy_with(config: &EtcdConfig) -> Result<Self> {
         Ok(Self {
             inner: Inner::Kv(Backend::Etcd(std::sync::Arc::new(
-                etcd::EtcdBackend::connect(endpoints).await?,
+                etcd::EtcdBackend::connect(config).await?,
             ))),
         })
     }
@@ -221,7 +239,7 @@ impl Store {
     pub async fn connect(source: &ClusterSource) -> Result<Self> {
         match source {
             ClusterSource::Kubernetes(path) => Self::kubeconfig(path.as_deref(), None).await,
-            ClusterSource::Etcd(endpoints) => Self::etcd(endpoints).await,
+            ClusterSource::Etcd(config) => Self::etcd_with(config).await,
         }
     }
 
@@ -475,17 +493,21 @@ pub enum ClusterSource {
     /// A Kubernetes API server: from this kubeconfig, or (`None`) the
     /// in-cluster service-account credentials.
     Kubernetes(Option<std::path::PathBuf>),
-    /// etcd directly (kvstore-only setups and tests).
-    Etcd(Vec<String>),
+    /// etcd directly (kvstore-only setups and tests), plaintext or with
+    /// mutual TLS.
+    Etcd(EtcdConfig),
 }
 
 impl ClusterSource {
     /// The source a component's flags name: a kubeconfig first, then
-    /// in-cluster credentials (`KUBERNETES_SERVICE_HOST` set), then etcd
-    /// endpoints.
+    /// in-cluster credentials (`KUBERNETES_SERVICE_HOST` set), then etcd:
+    /// its client configuration file (`etcd_config`, upstream's
+    /// `kvstore-opt` `etcd.config`) with `etcd` (when not empty) replacing
+    /// the file's endpoints (see [`EtcdConfig::from_sources`]).
     pub fn from_flags(
         kubeconfig: Option<std::path::PathBuf>,
         etcd: &[String],
+        etcd_config: Option<&std::path::Path>,
     ) -> std::result::Result<Self, String> {
         if kubeconfig.is_some() {
             return Ok(Self::Kubernetes(kubeconfig));
@@ -493,12 +515,14 @@ impl ClusterSource {
         if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
             return Ok(Self::Kubernetes(None));
         }
-        if !etcd.is_empty() {
-            return Ok(Self::Etcd(etcd.to_vec()));
+        if !etcd.is_empty() || etcd_config.is_some() {
+            return EtcdConfig::from_sources(etcd, etcd_config)
+                .map(Self::Etcd)
+                .map_err(|e| e.to_string());
         }
         Err(
             "no cluster to connect to: give --k8s-kubeconfig-path, run in a pod \
-             (KUBERNETES_SERVICE_HOST), or give --etcd"
+             (KUBERNETES_SERVICE_HOST), or give --etcd or kvstore-opt etcd.config"
                 .into(),
         )
     }
@@ -508,7 +532,7 @@ impl ClusterSource {
         match self {
             Self::Kubernetes(Some(path)) => format!("kubeconfig {}", path.display()),
             Self::Kubernetes(None) => "in-cluster".into(),
-            Self::Etcd(endpoints) => endpoints.join(","),
+            Self::Etcd(config) => config.endpoints.join(","),
         }
     }
 }

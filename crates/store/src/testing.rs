@@ -1,5 +1,7 @@
 //! Test harness: a private, single-member etcd (`/usr/bin/etcd`, Debian's
-//! 3.4) on loopback ports and a unix socket in a temporary directory.
+//! 3.4) on loopback ports and a unix socket in a temporary directory; in
+//! plaintext ([`EtcdServer::start`]) or with mutual TLS on both
+//! ([`EtcdServer::start_mtls`], a CA and certificates of its own).
 //!
 //! Enabled by the `testing` feature; for tests only. [`EtcdServer::start`]
 //! waits until etcd answers `/health` (polling with a deadline), and the
@@ -18,7 +20,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::{EtcdConfig, EtcdTls};
 
 /// The etcd binary (Debian package `etcd-server`).
 pub const ETCD_BINARY: &str = "/usr/bin/etcd";
@@ -30,14 +35,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts with fresh ports when the first ones turn out to be taken.
 const START_ATTEMPTS: usize = 3;
 
+/// The certificate names [`EtcdServer::start_mtls`] writes in its `pki`
+/// directory (`<name>.crt`, `<name>.key`, and the CA's `ca.crt`).
+pub const MTLS_SERVER_CERT: &str = "server";
+/// The client certificate of [`EtcdServer::config`] with mutual TLS.
+pub const MTLS_CLIENT_CERT: &str = "client";
+
 /// A running etcd owned by the test; killed on drop.
 pub struct EtcdServer {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with mutual TLS).
     pub endpoint: String,
-    /// `unix:///tmp/.../etcd.sock:0` (the same server).
+    /// `unix:///tmp/.../etcd.sock:0` (the same server; `unixs://` with
+    /// mutual TLS).
     pub unix_endpoint: String,
     client_port: u16,
     peer_port: u16,
+    /// The client files and configuration, with mutual TLS.
+    tls: Option<(EtcdTls, Arc<rustls::ClientConfig>)>,
     child: Option<Child>,
     // Last: removed after the process is gone.
     dir: tempfile::TempDir,
@@ -48,22 +62,66 @@ impl EtcdServer {
     /// wait until it is healthy. Panics (with etcd's log) if it does not
     /// come up.
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new()
+        Self::start_in(Self::new_dir(), None)
+    }
+
+    /// Like [`EtcdServer::start`], with mutual TLS on the TCP port and the
+    /// socket (`--client-cert-auth`): a CA in `<dir>/pki` issues etcd's
+    /// certificate (`127.0.0.1`, `localhost`) and a client certificate,
+    /// which [`EtcdServer::config`] presents.
+    pub fn start_mtls() -> Self {
+        let dir = Self::new_dir();
+        let pki_dir = dir.path().join("pki");
+        let issue = || -> pki::Result<EtcdTls> {
+            let ca = pki::Ca::load_or_generate(&pki_dir, "store-test-ca")?;
+            let server = pki::Leaf::server(
+                "etcd",
+                &["localhost"],
+                &[std::net::Ipv4Addr::LOCALHOST.into()],
+            );
+            ca.issue(&server)?.write(&pki_dir, MTLS_SERVER_CERT)?;
+            let (cert_file, key_file) = ca
+                .issue(&pki::Leaf::client("store-test", &[]))?
+                .write(&pki_dir, MTLS_CLIENT_CERT)?;
+            Ok(EtcdTls {
+                trusted_ca_file: pki_dir.join("ca.crt"),
+                cert_file,
+                key_file,
+            })
+        };
+        let files = issue().expect("issue the test certificates");
+        let read = |p: &Path| std::fs::read_to_string(p).expect("read a test certificate");
+        let pair = pki::CertPair {
+            cert_pem: read(&files.cert_file),
+            key_pem: read(&files.key_file),
+        };
+        let client = pki::client_config(&read(&files.trusted_ca_file), Some(&pair))
+            .expect("a client TLS configuration");
+        Self::start_in(dir, Some((files, Arc::new(client))))
+    }
+
+    fn new_dir() -> tempfile::TempDir {
+        tempfile::Builder::new()
             .prefix("store-etcd-")
             .tempdir()
-            .expect("create a temporary directory for etcd");
-        let unix_endpoint = format!("unix://{}", dir.path().join(SOCKET_NAME).display());
+            .expect("create a temporary directory for etcd")
+    }
+
+    fn start_in(dir: tempfile::TempDir, tls: Option<(EtcdTls, Arc<rustls::ClientConfig>)>) -> Self {
+        let s = if tls.is_some() { "s" } else { "" };
+        let unix_endpoint = format!("unix{s}://{}", dir.path().join(SOCKET_NAME).display());
         let mut server = Self {
             endpoint: String::new(),
             unix_endpoint,
             client_port: 0,
             peer_port: 0,
+            tls,
             child: None,
             dir,
         };
         for attempt in 1..=START_ATTEMPTS {
             (server.client_port, server.peer_port) = free_ports();
-            server.endpoint = format!("http://127.0.0.1:{}", server.client_port);
+            server.endpoint = format!("http{s}://127.0.0.1:{}", server.client_port);
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(e) if attempt < START_ATTEMPTS => {
@@ -79,6 +137,15 @@ impl EtcdServer {
     /// The endpoints to pass to [`crate::Store::etcd`] (TCP).
     pub fn endpoints(&self) -> Vec<String> {
         vec![self.endpoint.clone()]
+    }
+
+    /// The configuration to pass to [`crate::Store::etcd_with`]: the TCP
+    /// endpoint and, with mutual TLS, the client's files.
+    pub fn config(&self) -> EtcdConfig {
+        EtcdConfig {
+            endpoints: self.endpoints(),
+            tls: self.tls.as_ref().map(|(files, _)| files.clone()),
+        }
     }
 
     /// The directory holding the data dir, socket and `etcd.log`.
@@ -125,19 +192,39 @@ impl EtcdServer {
         let log_err = log
             .try_clone()
             .map_err(|e| format!("clone log file handle: {e}"))?;
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let client = &self.endpoint;
+        let unix = if self.tls.is_some() { "unixs" } else { "unix" };
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new(ETCD_BINARY)
+        let mut command = Command::new(ETCD_BINARY);
+        command
             .current_dir(dir)
             .arg("--name=test")
             .arg(format!("--data-dir={}", dir.join("data").display()))
             .arg(format!(
-                "--listen-client-urls={client},unix://{SOCKET_NAME}"
+                "--listen-client-urls={client},{unix}://{SOCKET_NAME}"
             ))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=test={peer}"))
+            .arg(format!("--initial-cluster=test={peer}"));
+        if self.tls.is_some() {
+            let pki = dir.join("pki");
+            command
+                .arg("--client-cert-auth")
+                .arg(format!(
+                    "--trusted-ca-file={}",
+                    pki.join("ca.crt").display()
+                ))
+                .arg(format!(
+                    "--cert-file={}",
+                    pki.join(format!("{MTLS_SERVER_CERT}.crt")).display()
+                ))
+                .arg(format!(
+                    "--key-file={}",
+                    pki.join(format!("{MTLS_SERVER_CERT}.key")).display()
+                ));
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -161,7 +248,8 @@ impl EtcdServer {
                     self.log_tail()
                 ));
             }
-            if socket.exists() && healthy(addr) {
+            let tls = self.tls.as_ref().map(|(_, config)| config.clone());
+            if socket.exists() && healthy(addr, tls) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -207,13 +295,24 @@ fn free_ports() -> (u16, u16) {
     (port(&a), port(&b))
 }
 
-/// Whether etcd at `addr` answers `GET /health` with `"health":"true"`.
-fn healthy(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+/// Whether etcd at `addr` answers `GET /health` with `"health":"true"`
+/// (over TLS, presenting the client certificate, when `tls` is given).
+fn healthy(addr: SocketAddr, tls: Option<Arc<rustls::ClientConfig>>) -> bool {
+    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    let mut stream: Box<dyn ReadWrite> = match tls {
+        None => Box::new(stream),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::from(addr.ip());
+            let Ok(connection) = rustls::ClientConnection::new(config, name) else {
+                return false;
+            };
+            Box::new(rustls::StreamOwned::new(connection, stream))
+        }
+    };
     if stream
         .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .is_err()
@@ -224,3 +323,7 @@ fn healthy(addr: SocketAddr) -> bool {
     let _ = stream.read_to_string(&mut response);
     response.contains(r#""health":"true""#)
 }
+
+/// A plaintext or TLS stream.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}

@@ -1,6 +1,10 @@
 //! `exec`, `logs` and `wait`: run a command inside a pod's or a node's
 //! namespaces and cgroup, read a pod's (or a lab process's) log, and wait
 //! for objects to reach a condition.
+//!
+//! Only pods are looked up in the store: a node and its processes' logs
+//! are found from the lab's state alone, so `exec k8s-ctr -- cilium-dbg
+//! status` and `logs k8s-ctr/etcd` work while etcd is down.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -49,8 +53,12 @@ pub fn resolve_target(state: &LabState, target: &str, ns: Option<&str>) -> Targe
 }
 
 /// The sandbox helper's arguments that enter a target (without the
-/// command).
-async fn enter_args(state: &LabState, store: &Store, target: &Target) -> Result<SandboxArgs> {
+/// command); a pod is looked up in the store of `cluster`.
+async fn enter_args(
+    state: &LabState,
+    cluster: Option<&str>,
+    target: &Target,
+) -> Result<SandboxArgs> {
     let paths = LabPaths::new(&state.lab);
     match target {
         Target::Host(host) => {
@@ -64,7 +72,8 @@ async fn enter_args(state: &LabState, store: &Store, target: &Target) -> Result<
             })
         }
         Target::Pod { namespace, name } => {
-            let (pod, record) = sandbox_of(state, store, namespace, name).await?;
+            let store = state.connect(cluster).await?;
+            let (pod, record) = sandbox_of(state, &store, namespace, name).await?;
             let node = pod.spec.and_then(|s| s.node_name).unwrap_or_default();
             Ok(SandboxArgs {
                 target_pid: Some(record.pid),
@@ -97,13 +106,18 @@ async fn sandbox_of(
 }
 
 /// Run `cmd` in the target with the caller's stdio; returns its exit code.
-pub async fn exec(state: &LabState, store: &Store, target: &Target, cmd: &[String]) -> Result<i32> {
+pub async fn exec(
+    state: &LabState,
+    cluster: Option<&str>,
+    target: &Target,
+    cmd: &[String],
+) -> Result<i32> {
     if cmd.is_empty() {
         bail!("you must specify at least one command for the container");
     }
     let helper = SandboxArgs {
         command: cmd.to_vec(),
-        ..enter_args(state, store, target).await?
+        ..enter_args(state, cluster, target).await?
     };
     let exe = std::env::current_exe()?;
     let mut command = Command::new(&exe);
@@ -129,15 +143,24 @@ fn status_signal(status: &std::process::ExitStatus) -> i32 {
     status.signal().unwrap_or(1)
 }
 
-/// The log file for `logs TARGET`: `HOST/PROCESS` (a lab process such as
-/// `k8s-ctr/kubelet`) or a pod (its first or named container).
+/// What `logs` reads.
+pub struct LogsRequest<'a> {
+    /// `HOST/PROCESS` (a lab process such as `k8s-ctr/kubelet`) or a pod.
+    pub target: &'a str,
+    /// The pod's namespace.
+    pub namespace: Option<&'a str>,
+    /// The pod's container (default: its first).
+    pub container: Option<&'a str>,
+}
+
+/// The log file for `logs TARGET`: a lab process's, or a pod container's
+/// (the pod looked up in the store of `cluster`).
 pub async fn log_path(
     state: &LabState,
-    store: &Store,
-    target: &str,
-    ns: Option<&str>,
-    container: Option<&str>,
+    cluster: Option<&str>,
+    req: &LogsRequest<'_>,
 ) -> Result<PathBuf> {
+    let (target, ns, container) = (req.target, req.namespace, req.container);
     if let Some((host, process)) = target.split_once('/')
         && state.topology.host(host).is_some()
     {
@@ -159,7 +182,8 @@ pub async fn log_path(
         return Ok(p);
     }
     let ns = ns.unwrap_or("default");
-    let (pod, record) = sandbox_of(state, store, ns, target).await?;
+    let store = state.connect(cluster).await?;
+    let (pod, record) = sandbox_of(state, &store, ns, target).await?;
     let containers: Vec<String> = pod
         .spec
         .map(|s| s.containers.into_iter().map(|c| c.name).collect())

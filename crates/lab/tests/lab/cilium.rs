@@ -1,9 +1,10 @@
 //! Our agent, CNI plugin, operator and eBPF datapath in the seed lab
 //! (issue 3): cluster-pool IPAM, identities, native routing with
-//! auto-direct-node-routes, inspection, restart under load, churn, CNI
-//! errors, and podman as a real CNI client.
+//! auto-direct-node-routes, inspection, the store closed to pods (etcd's
+//! mutual TLS), an etcd outage, restart under load, churn, CNI errors,
+//! and podman as a real CNI client.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -77,6 +78,133 @@ fn inject_orphan_entries(lab: &Lab, node: &str) -> (&'static str, &'static str) 
         "02 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
     );
     ("172.20.99.250", "10.123.0.0/24")
+}
+
+/// The store is closed to pods: etcd speaks mutual TLS only and a pod has
+/// no certificate of the cluster's CA, so plaintext gets nothing and TLS
+/// fails on the missing client certificate. The same request from a node
+/// with the lab's certificate is answered (so the refusals are the
+/// certificate's doing).
+fn etcd_refuses_pods(lab: &Lab) {
+    // Count /registry/pods/ .. /registry/pods0 (base64 in etcd's JSON API).
+    let range =
+        r#"{"key":"L3JlZ2lzdHJ5L3BvZHMv","range_end":"L3JlZ2lzdHJ5L3BvZHMw","count_only":true}"#;
+    let curl = |from: &str, options: &[&str], url: &str| {
+        let out = lab.run(
+            &[
+                &["exec", from, "--", "curl", "-sS", "-m", "3"],
+                options,
+                &[url, "-d", range],
+            ]
+            .concat(),
+        );
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (ok, body, err) = curl("curl-pod", &[], "http://192.168.10.100:2379/v3/kv/range");
+    assert!(!ok && !body.contains("count"), "plaintext: {body} {err}");
+    // TLS 1.2 fails in the handshake itself (curl's exit code 35); TLS
+    // 1.3 reports the refusal after the client's side of it.
+    let url = "https://192.168.10.100:2379/v3/kv/range";
+    let (ok, body, err) = curl("curl-pod", &["-k", "--tls-max", "1.2"], url);
+    assert!(
+        !ok && !body.contains("count") && err.contains("curl: (35)") && err.contains("alert"),
+        "TLS without a client certificate: {body} {err}"
+    );
+    let (ok, body, err) = curl("curl-pod", &["-k"], url);
+    assert!(!ok && !body.contains("count"), "TLS 1.3: {body} {err}");
+    let pki = format!("/run/cilium-lab/{}/clusters/default/pki", lab.name);
+    let (ca, cert, key) = (
+        format!("{pki}/ca.crt"),
+        format!("{pki}/etcd-cilium-lab.crt"),
+        format!("{pki}/etcd-cilium-lab.key"),
+    );
+    let (ok, body, err) = curl(
+        "k8s-w1",
+        &["--cacert", &ca, "--cert", &cert, "--key", &key],
+        url,
+    );
+    assert!(ok && body.contains(r#""count":"4""#), "{body} {err}");
+}
+
+/// The `KVStore:` line of a node agent's status (the agent answers
+/// whether or not etcd does).
+fn kvstore_status(lab: &Lab, node: &str) -> String {
+    lab.dbg(node, &["status"])
+        .lines()
+        .find(|l| l.starts_with("KVStore:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// etcd goes down: a node, its agent's status and the lab's process logs
+/// still answer, the agent reports the kvstore failing, and curl-pod's
+/// requests to `ip` (begun before the outage) keep being answered. Once
+/// etcd is back, the agent reports it healthy again and a new pod is
+/// scheduled, wired and Ready.
+fn etcd_outage(lab: &Lab, ip: &str) {
+    let script = format!(
+        "for i in $(seq 40); do curl -s -m 2 -o /dev/null -w '%{{http_code}}\\n' {ip} || echo failed; sleep 0.5; done"
+    );
+    let mut requests = Command::new(BIN)
+        .args([
+            "--name", &lab.name, "exec", "curl-pod", "--", "sh", "-c", &script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run curl-pod's requests");
+    let mut answers = BufReader::new(requests.stdout.take().unwrap()).lines();
+    let first = answers.next().expect("a first answer").unwrap();
+    assert_eq!(first, "200", "before the outage");
+
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid_of(lab, "k8s-ctr", "etcd").to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    lab.fails(&["get", "pods"]);
+    eventually(
+        "the agent to report the kvstore failing",
+        Duration::from_secs(30),
+        || {
+            kvstore_status(lab, "k8s-ctr")
+                .contains("Failure")
+                .then_some(())
+        },
+    );
+    lab.ok(&["logs", "k8s-ctr/etcd"]);
+    let during: Vec<String> = answers.map(Result::unwrap).collect();
+    assert!(requests.wait().unwrap().success());
+    assert!(
+        during.len() > 10 && during.iter().all(|a| a == "200"),
+        "curl-pod -> {ip} during the outage: {during:?}"
+    );
+
+    lab.ok(&["restart", "k8s-ctr/etcd"]);
+    eventually(
+        "the agent to report the kvstore healthy",
+        Duration::from_secs(30),
+        || kvstore_status(lab, "k8s-ctr").contains("Ok").then_some(()),
+    );
+    lab.ok(&["scale", "deployment", "webpod", "--replicas", "4"]);
+    eventually("4 webpods", Duration::from_secs(30), || {
+        let web = pods_by_node(lab)
+            .into_iter()
+            .filter(|p| p.0.starts_with("webpod-"))
+            .count();
+        (web == 4).then_some(())
+    });
+    lab.ok(&[
+        "wait",
+        "pods",
+        "--all",
+        "--for",
+        "condition=Ready",
+        "--timeout",
+        "60s",
+    ]);
 }
 
 fn curl_from_curl_pod(lab: &Lab, ip: &str) -> (bool, String) {
@@ -292,6 +420,9 @@ fn native_routing_reaches_same_l2_nodes_only() {
             "{name} missing or failing:\n{status}"
         );
     }
+
+    etcd_refuses_pods(&lab);
+    etcd_outage(&lab, &w1_ip);
 }
 
 #[test]
@@ -324,17 +455,7 @@ fn agent_restart_keeps_connections_and_endpoints() {
 
     // Kill the agent on the client's node hard, mid-stream, and restart it.
     std::thread::sleep(Duration::from_millis(1500));
-    let state: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("/run/cilium-lab/{}/lab.json", lab.name)).unwrap(),
-    )
-    .unwrap();
-    let agent_pid = state["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "cilium-agent" && p["host"] == "k8s-ctr")
-        .and_then(|p| p["pid"].as_i64())
-        .unwrap();
+    let agent_pid = pid_of(&lab, "k8s-ctr", "cilium-agent");
     assert!(
         Command::new("kill")
             .args(["-9", &agent_pid.to_string()])

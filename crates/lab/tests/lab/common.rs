@@ -180,6 +180,20 @@ pub fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// The recorded PID of lab process `name` on `host`.
+pub fn pid_of(lab: &Lab, host: &str, name: &str) -> i32 {
+    let text =
+        std::fs::read_to_string(format!("/run/cilium-lab/{}/lab.json", lab.name)).expect("state");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name && p["host"] == host)
+        .and_then(|p| p["pid"].as_i64())
+        .unwrap_or_else(|| panic!("no {host}/{name} recorded")) as i32
+}
+
 pub fn recorded_pids(name: &str) -> Vec<i32> {
     let text = std::fs::read_to_string(format!("/run/cilium-lab/{name}/lab.json")).expect("state");
     let v: Value = serde_json::from_str(&text).unwrap();

@@ -27,18 +27,26 @@ fn seed_lab_runs_the_sample_workloads() {
     ]);
     assert_eq!(web.trim(), "<h1>Web Server : router</h1>");
 
-    // etcd healthy from every node (over the lab network) and the host.
+    // etcd healthy from every node (over the lab network, mutual TLS with
+    // the lab's client certificate) and from the host (its unix socket).
+    let pki = format!("/run/cilium-lab/{}/clusters/default/pki", lab.name);
+    let tls = [
+        format!("--cacert={pki}/ca.crt"),
+        format!("--cert={pki}/etcd-cilium-lab.crt"),
+        format!("--key={pki}/etcd-cilium-lab.key"),
+    ];
     for node in ["k8s-ctr", "k8s-w1", "k8s-w0"] {
-        let out = lab.run(&[
+        let mut args = vec![
             "exec",
             node,
             "--",
             "etcdctl",
             "--endpoints",
-            "http://192.168.10.100:2379",
-            "endpoint",
-            "health",
-        ]);
+            "https://192.168.10.100:2379",
+        ];
+        args.extend(tls.iter().map(String::as_str));
+        args.extend(["endpoint", "health"]);
+        let out = lab.run(&args);
         let text = String::from_utf8_lossy(&out.stderr).to_string()
             + &String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -47,11 +55,13 @@ fn seed_lab_runs_the_sample_workloads() {
         );
     }
     let sock = format!(
-        "unix:///run/cilium-lab/{}/clusters/default/etcd/etcd.sock:0",
+        "unixs:///run/cilium-lab/{}/clusters/default/etcd/etcd.sock:0",
         lab.name
     );
     let out = Command::new("etcdctl")
-        .args(["--endpoints", &sock, "endpoint", "health"])
+        .args(["--endpoints", &sock])
+        .args(&tls)
+        .args(["endpoint", "health"])
         .env("ETCDCTL_API", "3")
         .output()
         .unwrap();

@@ -1,10 +1,15 @@
-//! etcd specifics: endpoints, connection failures, compaction, and a
-//! reflector that waits for etcd and survives its restarts.
+//! etcd specifics: endpoints, connection failures, mutual TLS,
+//! compaction, and a reflector that waits for etcd and survives its
+//! restarts.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use store::{Change, Error, Store};
+use store::testing::EtcdServer;
+use store::{Change, Error, EtcdConfig, EtcdTls, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{next, start_etcd};
 use crate::suite::Cache;
@@ -39,11 +44,130 @@ async fn bad_endpoints_are_rejected() {
         vec![],
         vec!["ftp://x".to_string()],
         vec!["unix://".to_string()],
+        vec!["http://127.0.0.1".to_string()],
+        vec!["http://127.0.0.1:2379".into(), "unixs:///x".into()],
     ] {
         match Store::etcd_lazy(&endpoints).await {
             Err(Error::Backend(_)) => {}
             other => panic!("{endpoints:?}: expected a Backend error, got {other:?}"),
         }
+    }
+}
+
+/// TLS endpoints need TLS files and plaintext ones refuse them; a file
+/// that cannot be read is named.
+#[tokio::test]
+async fn tls_settings_must_match_the_endpoints() {
+    let tls = EtcdTls {
+        trusted_ca_file: "/nonexistent/ca.crt".into(),
+        cert_file: "/nonexistent/c.crt".into(),
+        key_file: "/nonexistent/c.key".into(),
+    };
+    async fn message(config: EtcdConfig) -> String {
+        match Store::etcd_with(&config).await {
+            Err(Error::Backend(message)) => message,
+            other => panic!("{config:?}: expected a Backend error, got {other:?}"),
+        }
+    }
+    let https = vec!["https://127.0.0.1:2379".to_string()];
+    assert!(
+        message(EtcdConfig::plain(&https))
+            .await
+            .contains("need TLS files")
+    );
+    let plaintext = EtcdConfig {
+        endpoints: vec!["http://127.0.0.1:2379".into()],
+        tls: Some(tls.clone()),
+    };
+    assert!(
+        message(plaintext)
+            .await
+            .contains("TLS files given for plaintext endpoints")
+    );
+    let missing = EtcdConfig {
+        endpoints: https,
+        tls: Some(tls),
+    };
+    assert!(message(missing).await.contains("/nonexistent/ca.crt"));
+}
+
+/// With mutual TLS, the TCP port and the socket serve clients that
+/// present a certificate of the cluster's CA, and no one else: not a
+/// plaintext client, not a TLS client without a certificate, not one with
+/// a certificate of another CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd (installed by scripts/setup.sh); run by make test"]
+async fn mtls_serves_only_certified_clients() {
+    let etcd = tokio::task::spawn_blocking(EtcdServer::start_mtls)
+        .await
+        .expect("start etcd");
+    let config = etcd.config();
+    let store = Store::etcd_with(&config).await.expect("https");
+    store
+        .create(&Widget::new(None, "a", 1))
+        .await
+        .expect("create");
+    let unix = EtcdConfig {
+        endpoints: vec![etcd.unix_endpoint.clone()],
+        ..config.clone()
+    };
+    let store = Store::etcd_with(&unix).await.expect("unixs");
+    assert!(store.get::<Widget>(None, "a").await.unwrap().is_some());
+
+    let plaintext = etcd.endpoint.replace("https://", "http://");
+    assert!(Store::etcd(&[plaintext]).await.is_err());
+
+    let tls = config.tls.clone().expect("mutual TLS");
+    let stranger = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = pki::Ca::generate("another-ca")
+        .unwrap()
+        .issue(&pki::Leaf::client("stranger", &[]))
+        .unwrap()
+        .write(stranger.path(), "client")
+        .unwrap();
+    for endpoint in [&etcd.endpoint, &etcd.unix_endpoint] {
+        let foreign = EtcdConfig {
+            endpoints: vec![endpoint.clone()],
+            tls: Some(EtcdTls {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+                ..tls.clone()
+            }),
+        };
+        match Store::etcd_with(&foreign).await {
+            Err(Error::Backend(message)) => assert!(message.contains(endpoint), "{message}"),
+            other => panic!("{endpoint}: a foreign certificate was accepted: {other:?}"),
+        }
+    }
+
+    let answer = health_without_certificate(&etcd.endpoint, &tls.trusted_ca_file).await;
+    assert!(
+        answer.is_err(),
+        "answered without a certificate: {answer:?}"
+    );
+}
+
+/// `GET /health` over TLS with no client certificate: the reply, or why
+/// there is none.
+async fn health_without_certificate(endpoint: &str, ca_file: &Path) -> Result<String, String> {
+    let ca = std::fs::read_to_string(ca_file).unwrap();
+    let config = Arc::new(pki::client_config(&ca, None).unwrap());
+    let addr = endpoint.trim_start_matches("https://");
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let exchange = async {
+        let mut tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        tls.write_all(b"GET /health HTTP/1.0\r\n\r\n").await?;
+        let mut reply = String::new();
+        tls.read_to_string(&mut reply).await?;
+        Ok::<_, std::io::Error>(reply)
+    };
+    match exchange.await {
+        Ok(reply) if reply.contains("health") => Ok(reply),
+        Ok(reply) => Err(format!("no answer: {reply:?}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 

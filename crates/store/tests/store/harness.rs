@@ -54,6 +54,21 @@ impl Harness {
         }
     }
 
+    /// A fresh etcd with mutual TLS, reached over TCP with the client
+    /// certificate.
+    pub async fn etcd_mtls() -> Self {
+        let etcd = tokio::task::spawn_blocking(EtcdServer::start_mtls)
+            .await
+            .expect("start etcd");
+        let store = Store::etcd_with(&etcd.config())
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", etcd.endpoint));
+        Self {
+            store,
+            etcd: Some(etcd),
+        }
+    }
+
     /// Break every open watch: etcd is killed and restarted on the same
     /// ports and data; the memory store gets more unrelated writes than it
     /// keeps history for (watches that have not read them are compacted).

@@ -1,5 +1,6 @@
 //! Behaviour tests of the store: one suite ([`suite`]) run against the
-//! memory backend and a real etcd (TCP and unix socket endpoints), plus
+//! memory backend and a real etcd (TCP and unix socket endpoints, and TCP
+//! with mutual TLS), plus
 //! backend-specific tests of failures and recovery ([`etcd`], [`memory`]).
 
 mod etcd;
@@ -35,6 +36,15 @@ macro_rules! backend_suite {
                 #[ignore = "needs etcd (installed by scripts/setup.sh); run by make test"]
                 async fn $test() {
                     crate::suite::$test(crate::harness::Harness::etcd_unix().await).await;
+                }
+            )*
+        }
+        mod suite_etcd_mtls {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs etcd (installed by scripts/setup.sh); run by make test"]
+                async fn $test() {
+                    crate::suite::$test(crate::harness::Harness::etcd_mtls().await).await;
                 }
             )*
         }
