@@ -36,6 +36,9 @@ pub enum Error {
     /// tool's message, a malformed request).
     #[error("{0}")]
     Failed(String),
+    /// A pod, its sandbox or one of its containers does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// A watch of the store ended.
     #[error("{0} watch ended")]
     WatchEnded(&'static str),

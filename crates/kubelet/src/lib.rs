@@ -31,7 +31,12 @@
 //! - [`sandbox`]: the single-threaded namespace helper and the on-disk
 //!   sandbox records;
 //! - [`whoami`]: the built-in `traefik/whoami` server and a static web
-//!   server.
+//!   server;
+//! - `server`, `remotecommand`, `exec`, `pty`, `logs`: the streaming
+//!   server on [`SOCKET_FILE`] that the API server proxies `pods/log`,
+//!   `pods/exec` and `pods/attach` to (the real kubelet's
+//!   `/containerLogs`, `/exec`, `/attach`; WebSocket
+//!   `v5.channel.k8s.io`).
 //!
 //! This crate owns only the node's pod sandboxes: namespaces named
 //! `<lab>-pod-*`, files under `<node state dir>/pods/` and the CNI
@@ -40,10 +45,15 @@
 
 mod cni;
 mod error;
+mod exec;
+mod logs;
 mod netns;
 mod pod;
 mod process;
+mod pty;
+mod remotecommand;
 pub mod sandbox;
+mod server;
 mod status;
 pub mod whoami;
 
@@ -70,6 +80,9 @@ use crate::error::Context as _;
 pub use crate::error::Error;
 use crate::pod::PodWorker;
 use crate::status::{NodeFacts, apply_node_status, now};
+
+/// The streaming server's unix socket in the node's state directory.
+pub const SOCKET_FILE: &str = "kubelet.sock";
 
 /// How the node's CNI configuration comes to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -134,6 +147,7 @@ pub async fn run(store: Store, cfg: Config) -> Result<(), Error> {
         machine_id: read("/etc/machine-id"),
         boot_id: read("/proc/sys/kernel/random/boot_id"),
     };
+    let listener = server::bind(&cfg.state_dir.join(SOCKET_FILE))?;
     let (cni_tx, cni_rx) = watch::channel(0u64);
     let ctx = Arc::new(Ctx {
         store,
@@ -151,6 +165,7 @@ pub async fn run(store: Store, cfg: Config) -> Result<(), Error> {
         "kubelet starting"
     );
     let cni_tx = Arc::new(cni_tx);
+    let _server = OwnedTask::spawn("kubelet", server::serve(ctx.clone(), listener));
     let _node = OwnedTask::spawn("kubelet", node_task(ctx.clone(), cni_tx.clone()));
     let _conf = OwnedTask::spawn(
         "kubelet",

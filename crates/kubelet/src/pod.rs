@@ -251,12 +251,7 @@ async fn container_task(
                 Proc::Adopted(a.process)
             }
             None => {
-                let args = SandboxArgs {
-                    target_pid: Some(env.sandbox_pid),
-                    cgroup: Some(env.cgroup.clone()),
-                    command: spec.argv.clone(),
-                    ..Default::default()
-                };
+                let args = SandboxArgs::join(env.sandbox_pid, &env.cgroup, spec.argv.clone());
                 match spawn_helper(&env.self_exe, &args, &env.log, &spec.env) {
                     Ok(p) => {
                         tracing::info!(pod = %env.pod, container = %spec.name, pid = p.id().pid, "container started");

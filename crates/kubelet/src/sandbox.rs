@@ -20,9 +20,11 @@ use std::fs::File;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::core::v1::Pod;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 use serde::{Deserialize, Serialize};
+use store::Store;
 
 use crate::Error;
 use crate::error::Context;
@@ -52,12 +54,27 @@ pub struct SandboxArgs {
     /// `/etc/hosts`.
     #[arg(long, value_name = "FILE")]
     pub hosts: Option<PathBuf>,
+    /// Start a new session whose controlling terminal is stdin (the
+    /// slave of a pty: `exec -t`).
+    #[arg(long)]
+    pub tty: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, num_args = 1.., value_name = "CMD")]
     pub command: Vec<String>,
 }
 
 impl SandboxArgs {
+    /// Join mode: run `command` in the namespaces of process `pid` (a
+    /// pod's sandbox), in `cgroup`.
+    pub fn join(pid: i32, cgroup: &Path, command: Vec<String>) -> Self {
+        Self {
+            target_pid: Some(pid),
+            cgroup: Some(cgroup.to_path_buf()),
+            command,
+            ..Default::default()
+        }
+    }
+
     /// The arguments of `cilium-lab` that run the helper with these
     /// arguments: `internal sandbox [OPTIONS] -- CMD...`.
     pub fn command_line(&self) -> Vec<String> {
@@ -96,6 +113,9 @@ impl SandboxArgs {
             "--hosts",
             self.hosts.as_ref().map(|p| p.display().to_string()),
         );
+        if self.tty {
+            a.push("--tty".to_string());
+        }
         a.push("--".to_string());
         a.extend(self.command.iter().cloned());
         a
@@ -108,6 +128,13 @@ impl SandboxArgs {
 pub fn main(args: SandboxArgs) -> Result<Infallible, Error> {
     if args.command.is_empty() {
         return Err(Error::Failed("no command given".into()));
+    }
+    if args.tty {
+        // A session leader without a terminal acquires the one it names.
+        nix::unistd::setsid().context("setsid")?;
+        rustix::process::ioctl_tiocsctty(std::io::stdin())
+            .map_err(std::io::Error::from)
+            .context("make stdin the controlling terminal")?;
     }
     if let Some(pid) = args.target_pid {
         // Open every namespace first: after entering the mount namespace
@@ -402,6 +429,57 @@ impl SandboxRecord {
     }
 }
 
+/// A pod bound to a node, and the record of its sandbox there.
+#[derive(Debug, Clone)]
+pub struct PodSandbox {
+    /// The Pod object.
+    pub pod: Pod,
+    /// Its node.
+    pub node: String,
+    /// Its sandbox.
+    pub record: SandboxRecord,
+}
+
+impl PodSandbox {
+    /// Find pod `namespace/name` in the store and load its sandbox record
+    /// from its node's state directory, `node_dir(node)`.
+    pub async fn find(
+        store: &Store,
+        namespace: &str,
+        name: &str,
+        node_dir: impl FnOnce(&str) -> PathBuf,
+    ) -> Result<Self, Error> {
+        let pod = store
+            .get::<Pod>(Some(namespace), name)
+            .await
+            .map_err(|e| Error::Failed(format!("cannot read pod {namespace}/{name}: {e}")))?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "pods \"{name}\" not found in namespace \"{namespace}\""
+                ))
+            })?;
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty())
+            .with_context(|| format!("pod {namespace}/{name} is not scheduled to a node yet"))?;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let record = SandboxRecord::load(&node_dir(&node), namespace, name, &uid).map_err(|e| {
+            Error::NotFound(format!(
+                "pod {namespace}/{name} has no running sandbox on {node}: {e}"
+            ))
+        })?;
+        Ok(Self { pod, node, record })
+    }
+
+    /// The sandbox helper's arguments that run `command` in this pod: the
+    /// namespaces of its sandbox process, in `cgroup` (its node's).
+    pub fn exec_args(&self, cgroup: &Path, command: Vec<String>) -> SandboxArgs {
+        SandboxArgs::join(self.record.pid, cgroup, command)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,9 +522,8 @@ mod tests {
         let argv = std::iter::once("t".to_string()).chain(a.to_args());
         assert_eq!(Cli::parse_from(argv).args, a);
         let j = SandboxArgs {
-            target_pid: Some(42),
-            command: vec!["ip".into(), "a".into()],
-            ..Default::default()
+            tty: true,
+            ..SandboxArgs::join(42, Path::new("/cg"), vec!["ip".into(), "a".into()])
         };
         let argv = std::iter::once("t".to_string()).chain(j.to_args());
         assert_eq!(Cli::parse_from(argv).args, j);

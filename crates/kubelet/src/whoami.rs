@@ -285,10 +285,14 @@ fn handle_connection(
     }
 }
 
-/// Serve whoami on `port` (blocking). `name` only labels logs.
+/// Serve whoami on `port` (blocking). Like traefik/whoami it logs
+/// `<date> <time> Starting up on port <port>` to stderr (its container
+/// log); `name` only labels the kubelet's logs.
 pub fn serve(port: u16, name: &str) -> Result<(), Error> {
     let listener = bind(port)?;
     tracing::info!(port, name, "whoami listening");
+    let now = crate::status::unix_now().strftime("%Y/%m/%d %H:%M:%S");
+    eprintln!("{now} Starting up on port {port}");
     serve_listener(listener)
 }
 

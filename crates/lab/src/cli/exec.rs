@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use api::Kind;
-use api::k8s_openapi::api::core::v1::Pod;
-use kubelet::sandbox::{SandboxArgs, SandboxRecord};
+use kubelet::sandbox::{PodSandbox, SandboxArgs};
 use serde_json::Value;
 use store::Store;
 
@@ -52,12 +51,13 @@ pub fn resolve_target(state: &LabState, target: &str, ns: Option<&str>) -> Targe
     }
 }
 
-/// The sandbox helper's arguments that enter a target (without the
-/// command); a pod is looked up in the store of `cluster`.
+/// The sandbox helper's arguments that run `command` in a target; a pod
+/// is looked up in the store of `cluster`.
 async fn enter_args(
     state: &LabState,
     cluster: Option<&str>,
     target: &Target,
+    command: Vec<String>,
 ) -> Result<SandboxArgs> {
     let paths = LabPaths::new(&state.lab);
     match target {
@@ -68,18 +68,14 @@ async fn enter_args(
             Ok(SandboxArgs {
                 netns: Some(fabric::netns_path(&fabric::netns_name(&state.lab, host))),
                 cgroup: Some(paths.cgroup(host)),
+                command,
                 ..Default::default()
             })
         }
         Target::Pod { namespace, name } => {
             let store = state.connect(cluster).await?;
-            let (pod, record) = sandbox_of(state, &store, namespace, name).await?;
-            let node = pod.spec.and_then(|s| s.node_name).unwrap_or_default();
-            Ok(SandboxArgs {
-                target_pid: Some(record.pid),
-                cgroup: Some(paths.cgroup(&node)),
-                ..Default::default()
-            })
+            let found = sandbox_of(state, &store, namespace, name).await?;
+            Ok(found.exec_args(&paths.cgroup(&found.node), command))
         }
     }
 }
@@ -89,20 +85,9 @@ async fn sandbox_of(
     store: &Store,
     namespace: &str,
     name: &str,
-) -> Result<(Pod, SandboxRecord)> {
-    let Some(pod) = store.get::<Pod>(Some(namespace), name).await? else {
-        bail!("pods \"{name}\" not found in namespace \"{namespace}\"");
-    };
-    let node = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .with_context(|| format!("pod {namespace}/{name} is not scheduled to a node yet"))?;
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let node_dir = LabPaths::new(&state.lab).node_dir(&node);
-    let record = SandboxRecord::load(&node_dir, namespace, name, &uid)
-        .with_context(|| format!("pod {namespace}/{name} has no running sandbox on {node}"))?;
-    Ok((pod, record))
+) -> Result<PodSandbox> {
+    let paths = LabPaths::new(&state.lab);
+    Ok(PodSandbox::find(store, namespace, name, |node| paths.node_dir(node)).await?)
 }
 
 /// Run `cmd` in the target with the caller's stdio; returns its exit code.
@@ -115,10 +100,7 @@ pub async fn exec(
     if cmd.is_empty() {
         bail!("you must specify at least one command for the container");
     }
-    let helper = SandboxArgs {
-        command: cmd.to_vec(),
-        ..enter_args(state, cluster, target).await?
-    };
+    let helper = enter_args(state, cluster, target, cmd.to_vec()).await?;
     let exe = std::env::current_exe()?;
     let mut command = Command::new(&exe);
     command.args(helper.command_line());
@@ -183,7 +165,7 @@ pub async fn log_path(
     }
     let ns = ns.unwrap_or("default");
     let store = state.connect(cluster).await?;
-    let (pod, record) = sandbox_of(state, &store, ns, target).await?;
+    let PodSandbox { pod, record, .. } = sandbox_of(state, &store, ns, target).await?;
     let containers: Vec<String> = pod
         .spec
         .map(|s| s.containers.into_iter().map(|c| c.name).collect())
