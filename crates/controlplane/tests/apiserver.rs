@@ -55,6 +55,7 @@ fn spawn(
         tls: Arc::new(tls),
         tokens,
         kubernetes_service: None,
+        kubelet_socket: None,
     };
     tokio::spawn(apiserver::serve(store, config))
 }

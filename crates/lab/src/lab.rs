@@ -437,7 +437,8 @@ impl Launch<'_> {
             let cp_ip = cp.primary_ip().expect("validated");
             let pki = certs::cluster_pki(self.paths, &c.name);
             let socket = pki.dir.join("apiserver.sock");
-            let argv = control_plane_argv(self.exe, c, cp_ip, &socket, &pki);
+            let kubelets = self.paths.node_dir("{node}").join(kubelet::SOCKET_FILE);
+            let argv = control_plane_argv(self.exe, c, cp_ip, &socket, &pki, &kubelets);
             self.start(state, cp, "control-plane", &self.paths.root(), &argv)?;
             let port = free_loopback_port()?;
             let forward = vec![
@@ -670,13 +671,15 @@ fn web_argv(exe: &str, web: &Web) -> Vec<String> {
 
 /// A cluster's control plane (`cilium-lab internal control-plane`), next
 /// to its etcd, which it reaches with its client certificate (flags named
-/// as kube-apiserver's).
+/// as kube-apiserver's); `kubelets` is the nodes' kubelet socket with
+/// `{node}` for the node name.
 fn control_plane_argv(
     exe: &str,
     c: &ClusterSpec,
     cp_ip: Ipv4Addr,
     socket: &Path,
     pki: &certs::ClusterPki,
+    kubelets: &Path,
 ) -> Vec<String> {
     let etcd = pki.etcd_client(certs::APISERVER_ETCD_CLIENT);
     vec![
@@ -703,6 +706,8 @@ fn control_plane_argv(
         socket.display().to_string(),
         "--pki-dir".into(),
         pki.dir.display().to_string(),
+        "--kubelet-socket".into(),
+        kubelets.display().to_string(),
     ]
 }
 

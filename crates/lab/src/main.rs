@@ -347,6 +347,10 @@ enum Internal {
         /// The cluster's certificates (`ca.crt`, `apiserver.crt`, ...).
         #[arg(long)]
         pki_dir: PathBuf,
+        /// A node's kubelet socket, `{node}` standing for the node name
+        /// (`pods/log`, `pods/exec` and `pods/attach` go there).
+        #[arg(long)]
+        kubelet_socket: String,
     },
     /// Forward a loopback TCP port of the host to a unix socket (the API
     /// server's, so that kubectl on the host reaches it).
@@ -555,6 +559,7 @@ async fn run_internal(internal: Internal) -> Result<()> {
             apiserver_listen,
             apiserver_socket,
             pki_dir,
+            kubelet_socket,
         } => {
             // etcd may still be starting: the controllers and the API
             // server retry until it answers.
@@ -580,6 +585,7 @@ async fn run_internal(internal: Internal) -> Result<()> {
                         endpoint: apiserver_listen,
                     }
                 }),
+                kubelet_socket: Some(kubelet_socket),
             };
             let controllers = controlplane::run(
                 store.clone(),

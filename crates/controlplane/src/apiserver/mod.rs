@@ -7,6 +7,7 @@
 //!      ─► route: /version, discovery, /openapi/v3, resources
 //!      ─► verbs: get list watch create update patch delete deletecollection
 //!      ─► store (etcd): resourceVersion = store revision
+//!      ─► pods/log, pods/exec, pods/attach: proxied to the node's kubelet
 //! ```
 //!
 //! Pure parts live in their own modules (tables, patches, authorization);
@@ -21,6 +22,7 @@ pub mod kubernetes_service;
 pub mod openapi;
 pub mod patch;
 pub mod paths;
+pub mod proxy;
 pub mod query;
 pub mod rbac;
 pub mod render;
@@ -69,6 +71,9 @@ pub struct ServerConfig {
     pub tokens: authn::ServiceAccountTokens,
     /// The `default/kubernetes` Service to maintain, if any.
     pub kubernetes_service: Option<kubernetes_service::KubernetesService>,
+    /// A node's kubelet socket, `{node}` standing for the node name
+    /// (`pods/log`, `pods/exec` and `pods/attach` are proxied there).
+    pub kubelet_socket: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -88,6 +93,8 @@ pub enum Reply {
     Typed(u16, String, Value),
     /// A streamed body (watches).
     Stream(BoxStream<'static, Bytes>),
+    /// A complete response (proxied from a kubelet).
+    Proxied(Response<Body>),
 }
 
 impl Reply {
@@ -103,6 +110,7 @@ struct Server {
     store: Store,
     advertise: String,
     access: access::Access,
+    kubelet_socket: Option<String>,
 }
 
 /// Serve the API until the listener fails. Every connection is TLS; the
@@ -135,6 +143,7 @@ pub async fn serve(store: Store, config: ServerConfig) -> std::io::Result<()> {
         store,
         advertise: config.advertise.clone(),
         access,
+        kubelet_socket: config.kubelet_socket.clone(),
     });
     let tcp_loop = async {
         loop {
@@ -277,6 +286,12 @@ impl Server {
                         name: path.name.as_deref().unwrap_or(""),
                     },
                 )?;
+                if proxy::proxied(&path) {
+                    let socket = self.kubelet_socket.as_deref();
+                    return proxy::forward(&self.store, socket, &path, &query, req)
+                        .await
+                        .map(Reply::Proxied);
+                }
                 if verb == "watch" {
                     query.check_fields(&path.kind.ty)?;
                     let shape = render::Shape::of(&accept, &query)?;
@@ -329,6 +344,7 @@ async fn read_body(body: Incoming, wanted: bool) -> ApiResult<Bytes> {
 
 fn encode(reply: Reply) -> Response<Body> {
     let (code, content_type, body): (u16, String, Body) = match reply {
+        Reply::Proxied(response) => return response,
         Reply::Json(code, value) => (code, "application/json".into(), json_body(&value)),
         Reply::Typed(code, content_type, Value::String(text)) => (
             code,
