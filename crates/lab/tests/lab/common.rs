@@ -2,7 +2,7 @@
 //! `cilium-lab` verbs, polling with deadlines, leftover checks.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -81,14 +81,28 @@ impl Lab {
         }
     }
 
-    /// Real `kubectl ARGS` against the lab's API server (its kubeconfig,
-    /// a discovery cache of its own).
+    /// The lab's kubeconfig.
+    pub fn kubeconfig(&self) -> String {
+        format!("/run/cilium-lab/{}/kubeconfig", self.name)
+    }
+
+    /// `PROGRAM ARGS` with the environment of kubectl against the lab's
+    /// API server (its kubeconfig, a discovery cache of its own).
+    pub fn kube_env(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env(
+                "KUBECACHEDIR",
+                format!("/run/cilium-lab/{}/kube-cache", self.name),
+            )
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Real `kubectl ARGS` against the lab's API server.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        let root = format!("/run/cilium-lab/{}", self.name);
-        Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", format!("{root}/kubeconfig"))
-            .env("KUBECACHEDIR", format!("{root}/kube-cache"))
+        self.kube_env("kubectl", args)
             .output()
             .expect("run kubectl")
     }

@@ -1,7 +1,10 @@
 //! The Kubernetes API (issue 9): real `kubectl` runs the seeds' commands
 //! verbatim against the lab's API server, which authenticates with the
-//! lab CA's certificates and authorizes with RBAC.
+//! lab CA's certificates and authorizes with RBAC; `exec` and `logs`
+//! (kubectl and kube-rs) go through it to the pods' kubelets.
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
@@ -65,6 +68,7 @@ fn kubectl_runs_the_seed_commands() {
         4,
         "{pods}"
     );
+    exec_and_logs(&lab);
 
     let svc = eventually("endpoints of webpod", Duration::from_secs(10), || {
         let out = lab.kube(&["get", "svc,ep,endpointslices"]);
@@ -273,4 +277,200 @@ fn the_api_authenticates_and_authorizes() {
         &["delete", "pod", "curl-pod"],
     );
     assert!(String::from_utf8_lossy(&no.stderr).contains("(Forbidden)"));
+}
+
+/// `kubectl ARGS` with `input` on stdin.
+fn kubectl_with_input(lab: &Lab, args: &[&str], input: &str) -> Output {
+    let mut child = lab
+        .kube_env("kubectl", args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("kubectl output")
+}
+
+/// `kubectl ARGS` that must fail; stderr.
+fn kube_fails(lab: &Lab, args: &[&str]) -> String {
+    let out = lab.kubectl(args);
+    assert!(!out.status.success(), "kubectl {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `kubectl exec` (output, exit code, stdin, a tty, errors) and `kubectl
+/// logs` (tail, follow, errors) on the seed workloads, then kube-rs.
+fn exec_and_logs(lab: &Lab) {
+    // The webpod on curl-pod's node (the bridge CNI routes no further).
+    let pods = lab.items("pods");
+    let webpod = pods
+        .iter()
+        .find(|p| s(p, "/metadata/labels/app") == "webpod" && s(p, "/spec/nodeName") == "k8s-ctr")
+        .expect("a webpod on k8s-ctr");
+    let (name, ip) = (s(webpod, "/metadata/name"), s(webpod, "/status/podIP"));
+
+    let body = lab.kube(&["exec", "curl-pod", "--", "curl", "-s", "-m", "5", ip]);
+    assert!(body.contains(&format!("Hostname: {name}")), "{body}");
+
+    let out = lab.kubectl(&[
+        "exec",
+        "curl-pod",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(stderr.contains("err\n"), "{stderr}");
+    assert!(
+        stderr.contains("command terminated with exit code 3"),
+        "{stderr}"
+    );
+
+    let out = kubectl_with_input(
+        lab,
+        &["exec", "-i", "curl-pod", "--", "cat"],
+        "hello\nfrom stdin\n",
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nfrom stdin\n");
+
+    // A terminal: `script` gives kubectl one, of a known size.
+    let out = lab
+        .kube_env(
+            "script",
+            &[
+                "-qec",
+                "stty cols 123 rows 45; kubectl exec -it curl-pod -- sh -c 'stty size; tty'",
+                "/dev/null",
+            ],
+        )
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("45 123\r\n"), "{text:?}");
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+
+    let err = kube_fails(lab, &["exec", "curl-pod", "-c", "nope", "--", "true"]);
+    assert!(
+        err.contains("container nope is not valid for pod curl-pod"),
+        "{err}"
+    );
+    let err = kube_fails(lab, &["exec", "nosuch", "--", "true"]);
+    assert!(err.contains("pods \"nosuch\" not found"), "{err}");
+
+    let log = lab.kube(&["logs", name]);
+    assert!(log.ends_with("Starting up on port 80\n"), "{log:?}");
+    assert_eq!(lab.kube(&["logs", name, "--tail", "1"]), log);
+    let err = kube_fails(lab, &["logs", name, "--timestamps"]);
+    assert!(err.contains("not supported"), "{err}");
+
+    // Follow: the first line arrives, the stream stays open.
+    let mut follow = lab
+        .kube_env("kubectl", &["logs", "-f", name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut first = String::new();
+    BufReader::new(follow.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("read");
+    assert!(first.contains("Starting up on port 80"), "{first}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        follow.try_wait().expect("try_wait").is_none(),
+        "still following"
+    );
+    follow.kill().expect("kill");
+    let _ = follow.wait();
+
+    kube_rs(&lab.kubeconfig(), name);
+}
+
+/// The same through kube-rs (`Api::exec` over v5, `Api::logs`).
+fn kube_rs(kubeconfig: &str, webpod: &str) {
+    use api::k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams, LogParams};
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(kubeconfig).expect("kubeconfig"),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .expect("config");
+        let client = kube::Client::try_from(config).expect("client");
+        let pods: Api<Pod> = Api::default_namespaced(client);
+
+        let params = AttachParams::default().stdin(true).stderr(true);
+        let mut p = pods
+            .exec(
+                "curl-pod",
+                ["sh", "-c", "cat; echo err >&2; exit 4"],
+                &params,
+            )
+            .await
+            .expect("exec");
+        let mut stdin = p.stdin().expect("stdin");
+        stdin.write_all(b"from kube-rs\n").await.expect("write");
+        // EOF (kube-rs sends v5's close signal).
+        stdin.shutdown().await.expect("close stdin");
+        let (mut out, mut err) = (String::new(), String::new());
+        let mut stdout = p.stdout().expect("stdout");
+        let mut stderr = p.stderr().expect("stderr");
+        let status = p.take_status().expect("status");
+        let (r1, r2) = tokio::join!(
+            stdout.read_to_string(&mut out),
+            stderr.read_to_string(&mut err)
+        );
+        r1.expect("stdout");
+        r2.expect("stderr");
+        assert_eq!(out, "from kube-rs\n");
+        assert_eq!(err, "err\n");
+        let status = status.await.expect("a status");
+        assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+        let cause = status
+            .details
+            .and_then(|d| d.causes)
+            .and_then(|c| c.into_iter().next())
+            .expect("a cause");
+        assert_eq!(
+            (cause.reason.as_deref(), cause.message.as_deref()),
+            (Some("ExitCode"), Some("4"))
+        );
+        p.join().await.expect("join");
+
+        let log = pods
+            .logs(webpod, &LogParams::default())
+            .await
+            .expect("logs");
+        assert!(log.contains("Starting up on port 80"), "{log}");
+        let nope = LogParams {
+            container: Some("nope".into()),
+            ..Default::default()
+        };
+        let err = pods
+            .logs(webpod, &nope)
+            .await
+            .expect_err("no such container");
+        assert!(
+            err.to_string().contains("container nope is not valid"),
+            "{err}"
+        );
+    });
 }
