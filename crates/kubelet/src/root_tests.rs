@@ -283,6 +283,57 @@ impl Drop for PodNetnsSweep {
     }
 }
 
+/// `GET path` on the kubelet's socket; the body.
+async fn http_get(socket: &Path, path: &str) -> String {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::get(path)
+        .header("host", "kubelet")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let resp = tx.send_request(req).await.expect("response");
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Exec in pod default/web over the kubelet's socket (WebSocket, v5):
+/// its stdout and final status.
+async fn ws_exec(socket: &Path, query: &str) -> (String, serde_json::Value) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    let mut req = format!("ws://kubelet/exec/default/web/whoami?{query}")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
+        .await
+        .expect("upgrade");
+    let (mut out, mut status) = (Vec::new(), serde_json::Value::Null);
+    while let Some(Ok(m)) = ws.next().await {
+        let data = m.into_data();
+        match data.first() {
+            Some(1) => out.extend_from_slice(&data[1..]),
+            Some(3) => status = serde_json::from_slice(&data[1..]).expect("status"),
+            _ => {}
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), status)
+}
+
 #[test]
 #[ignore = "privileged: needs root (network namespaces); run by make test"]
 fn kubelet_runs_a_whoami_pod_end_to_end() {
@@ -461,6 +512,23 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
             let body = String::from_utf8_lossy(&out.stdout);
             assert!(body.starts_with("Hostname: web\n"), "{body}");
             assert!(body.contains(&format!("IP: {ip}\n")), "{body}");
+
+            // The streaming server: logs and exec over the node's socket.
+            let socket = node_dir.join(crate::SOCKET_FILE);
+            let log = http_get(&socket, "/containerLogs/default/web/whoami").await;
+            assert!(log.contains("Starting up on port 80"), "{log}");
+            let (out, status) = ws_exec(&socket, "command=hostname&stdout=1&stderr=1").await;
+            assert_eq!(
+                (out.as_str(), status["status"].as_str()),
+                ("web\n", Some("Success"))
+            );
+            let (out, status) = ws_exec(
+                &socket,
+                "command=sh&command=-c&command=tty%3B+exit+2&stdout=1&tty=1",
+            )
+            .await;
+            assert!(out.starts_with("/dev/pts/"), "{out}");
+            assert_eq!(status["details"]["causes"][0]["message"], "2");
 
             // A restarted kubelet adopts the running pod.
             kubelet.abort();
