@@ -275,6 +275,33 @@ async fn upgrade(
     sessions: &Sessions,
 ) -> Result<Response<Body>, Refusal> {
     let opts = StreamOptions::parse(query, exec).map_err(Refusal::bad_request)?;
+    // The pod's errors first: a client falling back to SPDY sees them too.
+    let (found, container) = find(ctx, target).await?;
+    let session = if exec {
+        if !container.process.is_some_and(|p| p.alive()) {
+            return Err(Refusal::bad_request(format!(
+                "container {} in pod {} is not running",
+                target.container, target.pod
+            )));
+        }
+        let args = SandboxArgs {
+            tty: opts.tty,
+            ..found.exec_args(&ctx.cfg.cgroup, opts.command.clone())
+        };
+        let mut cmd = tokio::process::Command::new(&ctx.cfg.self_exe);
+        cmd.args(args.command_line());
+        Session::Exec(opts, cmd)
+    } else if opts.tty {
+        return Err(Refusal::bad_request(format!(
+            "Unable to use a TTY - container {} did not allocate one",
+            target.container
+        )));
+    } else {
+        Session::Attach(LogSource {
+            path: container.log,
+            process: container.process,
+        })
+    };
     let upgrade_to = header_values(&req, header::UPGRADE);
     if upgrade_to
         .iter()
@@ -303,32 +330,6 @@ async fn upgrade(
              is supported (v5.channel.k8s.io, v4.channel.k8s.io)"
         ))
     })?;
-    let (found, container) = find(ctx, target).await?;
-    let session = if exec {
-        if !container.process.is_some_and(|p| p.alive()) {
-            return Err(Refusal::bad_request(format!(
-                "container {} in pod {} is not running",
-                target.container, target.pod
-            )));
-        }
-        let args = SandboxArgs {
-            tty: opts.tty,
-            ..found.exec_args(&ctx.cfg.cgroup, opts.command.clone())
-        };
-        let mut cmd = tokio::process::Command::new(&ctx.cfg.self_exe);
-        cmd.args(args.command_line());
-        Session::Exec(opts, cmd)
-    } else if opts.tty {
-        return Err(Refusal::bad_request(format!(
-            "Unable to use a TTY - container {} did not allocate one",
-            target.container
-        )));
-    } else {
-        Session::Attach(LogSource {
-            path: container.log,
-            process: container.process,
-        })
-    };
     let response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::UPGRADE, "websocket")
