@@ -2,7 +2,7 @@
 //! Kubernetes backend and raw requests) over HTTPS with the lab's
 //! certificates, on an in-memory store. Verbs, watches (resume, 410),
 //! conflicts, status subresources, strategic merge, authentication and
-//! RBAC.
+//! RBAC, and the proxy of `pods/log` and `pods/exec` to a (fake) kubelet.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,7 +55,7 @@ fn spawn(
         tls: Arc::new(tls),
         tokens,
         kubernetes_service: None,
-        kubelet_socket: None,
+        kubelet_socket: Some(format!("{}/{{node}}.sock", dir.display())),
     };
     tokio::spawn(apiserver::serve(store, config))
 }
@@ -389,4 +389,168 @@ async fn authentication_and_rbac() {
         .await
         .unwrap();
     assert!(discovery.groups().any(|g| g.name() == "cilium.io"));
+}
+
+/// A fake kubelet on a unix socket: a log request is answered with the
+/// URI it was asked on; an exec (WebSocket, the first offered protocol)
+/// sends its URI on stdout, then echoes stdin until its close signal and
+/// ends with exit code 7.
+async fn fake_kubelet(listener: tokio::net::UnixListener) {
+    use bytes::Bytes;
+    use futures::SinkExt;
+    use http_body_util::Full;
+    use hyper::header::{
+        CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+    };
+    use hyper_util::rt::TokioIo;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    let session = |io: hyper::upgrade::Upgraded, uri: String| async move {
+        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
+        let out = |data: &[u8]| Message::binary([&[1u8][..], data].concat());
+        ws.send(out(format!("{uri}\n").as_bytes())).await.unwrap();
+        let mut input = Vec::new();
+        while let Some(Ok(Message::Binary(m))) = ws.next().await {
+            match m[0] {
+                0 => input.extend_from_slice(&m[1..]),
+                255 => break,
+                _ => {}
+            }
+        }
+        ws.send(out(&input)).await.unwrap();
+        let status = json!({"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": "7"}]}});
+        let status = [&[3u8][..], status.to_string().as_bytes()].concat();
+        ws.send(Message::binary(status)).await.unwrap();
+        let _ = ws.close(None).await;
+    };
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| async move {
+                    let uri = req.uri().to_string();
+                    let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+                    if !req.headers().contains_key(UPGRADE) {
+                        *resp.body_mut() = Full::new(Bytes::from(format!("{uri}\n")));
+                        return Ok::<_, std::convert::Infallible>(resp);
+                    }
+                    let h = req.headers();
+                    let accept = derive_accept_key(h[SEC_WEBSOCKET_KEY].as_bytes());
+                    let offered = h[SEC_WEBSOCKET_PROTOCOL].to_str().unwrap();
+                    let protocol = offered.split(',').next().unwrap().trim().to_string();
+                    let upgrade = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move { session(upgrade.await.unwrap(), uri).await });
+                    *resp.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+                    let h = resp.headers_mut();
+                    h.insert(UPGRADE, "websocket".parse().unwrap());
+                    h.insert(CONNECTION, "Upgrade".parse().unwrap());
+                    h.insert(SEC_WEBSOCKET_ACCEPT, accept.parse().unwrap());
+                    h.insert(SEC_WEBSOCKET_PROTOCOL, protocol.parse().unwrap());
+                    Ok(resp)
+                },
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+#[tokio::test]
+async fn log_and_exec_are_proxied_to_the_pods_kubelet() {
+    use kube::api::{AttachParams, LogParams};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start(Store::memory()).await;
+    let listener = tokio::net::UnixListener::bind(server.dir.path().join("node-a.sock")).unwrap();
+    let kubelet = tokio::spawn(fake_kubelet(listener));
+    let store = server.admin_store().await;
+    let mut web = pod("web-1");
+    web.spec.as_mut().unwrap().node_name = Some("node-a".into());
+    web.metadata.annotations = Some(
+        [(
+            "kubectl.kubernetes.io/default-container".to_string(),
+            "b".to_string(),
+        )]
+        .into(),
+    );
+    store.create(&web).await.unwrap();
+    store.create(&pod("pending")).await.unwrap();
+    let pods: Api<Pod> =
+        Api::default_namespaced(server.client(Some(("admin", &["system:masters"]))).await);
+
+    // Logs: the annotated default container, the query passed on.
+    let tail = LogParams {
+        tail_lines: Some(3),
+        ..Default::default()
+    };
+    let log = pods.logs("web-1", &tail).await.unwrap();
+    assert!(
+        log.starts_with("/containerLogs/default/web-1/b?") && log.contains("tailLines=3"),
+        "{log}"
+    );
+    let nope = LogParams {
+        container: Some("nope".into()),
+        ..Default::default()
+    };
+    let e = pods.logs("web-1", &nope).await.unwrap_err();
+    assert_eq!(status_code(&e), 400);
+    assert!(
+        e.to_string()
+            .contains("container nope is not valid for pod web-1")
+    );
+    assert_eq!(
+        status_code(&pods.logs("gone", &tail).await.unwrap_err()),
+        404
+    );
+    let a = LogParams {
+        container: Some("a".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        pods.logs("pending", &a).await.unwrap(),
+        "",
+        "not scheduled: no log yet"
+    );
+    let e = pods.logs("pending", &tail).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("a container name must be specified for pod pending, choose one of: [a b]"),
+        "{e}"
+    );
+
+    // Exec: upgraded, then bytes both ways until the kubelet's status.
+    let params = AttachParams::default()
+        .container("a")
+        .stdin(true)
+        .stderr(false);
+    let mut p = pods.exec("web-1", ["cat"], &params).await.unwrap();
+    let mut stdin = p.stdin().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    stdin.shutdown().await.unwrap();
+    let mut out = String::new();
+    p.stdout().unwrap().read_to_string(&mut out).await.unwrap();
+    let (uri, echoed) = out.split_once('\n').unwrap();
+    assert!(uri.starts_with("/exec/default/web-1/a?"), "{uri}");
+    assert!(
+        uri.contains("command=cat") && uri.contains("stdin=true"),
+        "{uri}"
+    );
+    assert_eq!(echoed, "hello\n");
+    let status = p.take_status().unwrap().await.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    p.join().await.unwrap();
+
+    assert!(pods.exec("pending", ["true"], &params).await.is_err());
+    assert!(
+        pods.exec("web-1", ["true"], &AttachParams::default().container("zz"))
+            .await
+            .is_err()
+    );
+    kubelet.abort();
 }
