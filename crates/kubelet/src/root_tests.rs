@@ -304,24 +304,34 @@ async fn http_get(socket: &Path, path: &str) -> String {
     String::from_utf8_lossy(&body).into_owned()
 }
 
-/// Exec in pod default/web over the kubelet's socket (WebSocket, v5):
-/// its stdout and final status.
-async fn ws_exec(socket: &Path, query: &str) -> (String, serde_json::Value) {
-    use futures::StreamExt;
+/// A WebSocket (v5) to `target` (`exec/...?...`, `attach/...?...`) on
+/// the kubelet's socket.
+async fn ws_connect(
+    socket: &Path,
+    target: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::UnixStream> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .expect("connect");
-    let mut req = format!("ws://kubelet/exec/default/web/whoami?{query}")
+    let mut req = format!("ws://kubelet/{target}")
         .into_client_request()
         .expect("request");
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         "v5.channel.k8s.io".parse().expect("header"),
     );
-    let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
+    tokio_tungstenite::client_async(req, stream)
         .await
-        .expect("upgrade");
+        .expect("upgrade")
+        .0
+}
+
+/// Everything a session sends: its stdout and final status.
+async fn ws_read(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+) -> (String, serde_json::Value) {
+    use futures::StreamExt;
     let (mut out, mut status) = (Vec::new(), serde_json::Value::Null);
     while let Some(Ok(m)) = ws.next().await {
         let data = m.into_data();
@@ -332,6 +342,11 @@ async fn ws_exec(socket: &Path, query: &str) -> (String, serde_json::Value) {
         }
     }
     (String::from_utf8_lossy(&out).into_owned(), status)
+}
+
+/// Exec in pod default/web over the kubelet's socket.
+async fn ws_exec(socket: &Path, query: &str) -> (String, serde_json::Value) {
+    ws_read(ws_connect(socket, &format!("exec/default/web/whoami?{query}")).await).await
 }
 
 #[test]
@@ -539,6 +554,10 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
             assert_eq!(again.process, rec.process, "sandbox adopted, not recreated");
             assert_eq!(again.containers[0].process, rec.containers[0].process);
 
+            // Attached to the container until it stops.
+            let attached = ws_connect(&socket, "attach/default/web/whoami?stdout=1").await;
+            let attached = tokio::spawn(ws_read(attached));
+
             // Deletion: the kubelet tears down and deletes the object.
             store
                 .modify::<Pod>(Some("default"), "web", |p| {
@@ -548,6 +567,11 @@ fn kubelet_runs_a_whoami_pod_end_to_end() {
                 .await
                 .expect("mark deleted");
             wait("gone", Duration::from_secs(15)).await;
+            let (_, status) = attached.await.expect("attach session");
+            assert_eq!(
+                status["status"], "Success",
+                "attach ends with the container"
+            );
             assert!(!rec.process.alive(), "sandbox process stopped");
             assert!(
                 !rec.netns.as_ref().expect("netns").exists(),

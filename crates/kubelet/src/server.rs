@@ -170,7 +170,7 @@ async fn respond(ctx: &Ctx, req: Request<Incoming>, sessions: &Sessions) -> Resp
     let result = match (req.method(), segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(reply(StatusCode::OK, "text/plain", full("ok"))),
         (&Method::GET, ["containerLogs", ns, pod, container]) => {
-            logs(ctx, ns, pod, container, &query).await
+            logs(ctx, Target { ns, pod, container }, &query).await
         }
         (&Method::GET | &Method::POST, [verb @ ("exec" | "attach"), ns, pod, container]) => {
             let target = Target { ns, pod, container };
@@ -226,22 +226,17 @@ async fn find(ctx: &Ctx, t: Target<'_>) -> Result<(PodSandbox, ContainerRecord),
 }
 
 /// `containerLogs`: the log as a (chunked, with follow open-ended) body.
-async fn logs(
-    ctx: &Ctx,
-    ns: &str,
-    pod: &str,
-    container: &str,
-    query: &str,
-) -> Result<Response<Body>, Refusal> {
+async fn logs(ctx: &Ctx, target: Target<'_>, query: &str) -> Result<Response<Body>, Refusal> {
     let opts = LogOptions::parse(query).map_err(Refusal::bad_request)?;
-    let (_, c) = find(ctx, Target { ns, pod, container }).await?;
+    let (_, c) = find(ctx, target).await?;
     let source = LogSource {
         path: c.log,
         process: c.process,
     };
     let chunks = crate::logs::stream(source, opts).await.map_err(|e| {
         Refusal::from(Error::Failed(format!(
-            "cannot read the log of container {container}: {e}"
+            "cannot read the log of container {}: {e}",
+            target.container
         )))
     })?;
     let body = StreamBody::new(chunks.map(|b| Ok::<_, Infallible>(Frame::data(b))));
