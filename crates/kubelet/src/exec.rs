@@ -28,12 +28,16 @@ use tokio::time::{Instant, sleep_until};
 use crate::process::Exit;
 use crate::pty::{self, Resizer};
 use crate::remotecommand::{
-    Channels, ClientFrame, STDERR, STDOUT, StreamOptions, exit_status, internal_error,
+    Channels, ClientFrame, STDERR, STDOUT, StreamOptions, TerminalSize, exit_status, internal_error,
 };
 
 /// How long output may still arrive after the command exited (from
 /// processes it left behind holding its stdout).
 const DRAIN: Duration = Duration::from_secs(2);
+
+/// How long a tty session waits for the client's terminal size before
+/// starting its command (kubectl sends it first thing).
+const FIRST_SIZE_WAIT: Duration = Duration::from_millis(250);
 
 /// Output chunks in flight between the output tasks and the client.
 const OUTPUT_QUEUE: usize = 16;
@@ -51,13 +55,20 @@ struct Started {
     terminal: Option<Resizer>,
 }
 
-/// Start `cmd` with the streams `opts` asks for: a new pty (stdin,
-/// stdout and stderr on its slave; the caller makes it the controlling
-/// terminal) or pipes, the process in its own process group.
-fn start(mut cmd: Command, opts: &StreamOptions) -> std::io::Result<Started> {
+/// Start `cmd` with the streams `opts` asks for: a new pty of `size`
+/// (stdin, stdout and stderr on its slave; the caller makes it the
+/// controlling terminal) or pipes, the process in its own process group.
+fn start(
+    mut cmd: Command,
+    opts: &StreamOptions,
+    size: Option<TerminalSize>,
+) -> std::io::Result<Started> {
     cmd.kill_on_drop(true);
     if opts.tty {
         let (master, slave) = pty::open()?;
+        if let Some(s) = size {
+            master.size.resize(s.width, s.height)?;
+        }
         cmd.stdin(slave.try_clone()?)
             .stdout(slave.try_clone()?)
             .stderr(slave)
@@ -102,12 +113,24 @@ pub(crate) async fn run<S>(mut chan: Channels<S>, opts: StreamOptions, cmd: Comm
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let mut first = None;
+    if opts.tty {
+        match tokio::time::timeout(FIRST_SIZE_WAIT, chan.next()).await {
+            Ok(None) => return,
+            Ok(Some(frame)) => first = Some(frame),
+            Err(_) => {}
+        }
+    }
+    let size = match &first {
+        Some(ClientFrame::Resize(size)) => Some(*size),
+        _ => None,
+    };
     let Started {
         mut child,
         stdin,
         outputs,
         terminal,
-    } = match start(cmd, &opts) {
+    } = match start(cmd, &opts, size) {
         Ok(s) => s,
         Err(e) => {
             let message = format!("cannot start {:?}: {e}", opts.command);
@@ -128,6 +151,10 @@ where
         tasks.spawn(pump_input(rx, w));
         tx
     });
+
+    if let Some(frame) = first {
+        deliver(frame, &mut in_tx, terminal.as_ref()).await;
+    }
 
     let mut exit: Option<Exit> = None;
     let mut drain_until = Instant::now();
@@ -153,18 +180,7 @@ where
                 outputs_open = false;
             }
             frame = chan.next() => match frame {
-                Some(ClientFrame::Stdin(data)) => {
-                    if let Some(tx) = &in_tx && tx.send(data).await.is_err() {
-                        in_tx = None;
-                    }
-                }
-                Some(ClientFrame::Resize(size)) => {
-                    if let Some(t) = &terminal && let Err(e) = t.resize(size.width, size.height) {
-                        tracing::debug!(error = %e, "cannot resize the terminal");
-                    }
-                }
-                Some(ClientFrame::CloseStdin) => in_tx = None,
-                Some(ClientFrame::Ignored) => {}
+                Some(frame) => deliver(frame, &mut in_tx, terminal.as_ref()).await,
                 None => return kill(&mut child).await,
             },
         }
@@ -172,6 +188,33 @@ where
     drop(tasks);
     let code = exit.map_or(0, |e| e.exit_code());
     chan.finish(&exit_status(&opts.command, code)).await;
+}
+
+/// Act on a client message: stdin to the command (`None` once closed),
+/// a size to its terminal.
+async fn deliver(
+    frame: ClientFrame,
+    stdin: &mut Option<mpsc::Sender<Bytes>>,
+    terminal: Option<&Resizer>,
+) {
+    match frame {
+        ClientFrame::Stdin(data) => {
+            if let Some(tx) = stdin
+                && tx.send(data).await.is_err()
+            {
+                *stdin = None;
+            }
+        }
+        ClientFrame::Resize(size) => {
+            if let Some(t) = terminal
+                && let Err(e) = t.resize(size.width, size.height)
+            {
+                tracing::debug!(error = %e, "cannot resize the terminal");
+            }
+        }
+        ClientFrame::CloseStdin => *stdin = None,
+        ClientFrame::Ignored => {}
+    }
 }
 
 /// Copy `reader` to `tx` as `channel` chunks until EOF (dropping them
@@ -335,7 +378,7 @@ mod tests {
     #[tokio::test]
     async fn tty_with_resize() {
         let s = session(
-            &["sh", "-c", "read x; stty size; test -t 0 && echo tty"],
+            &["sh", "-c", "stty size; read x; test -t 0 && echo tty"],
             opts(true, true),
             vec![
                 [&[RESIZE][..], br#"{"Width":100,"Height":30}"#].concat(),
@@ -344,7 +387,8 @@ mod tests {
         )
         .await;
         let out = String::from_utf8_lossy(&s.stdout);
-        // The terminal echoes the input and turns \n into \r\n.
+        // The size sent first is the terminal's from the start; the
+        // terminal echoes the input and turns \n into \r\n.
         assert!(out.contains("go\r\n"), "{out:?}");
         assert!(out.contains("30 100\r\n"), "{out:?}");
         assert!(out.contains("tty\r\n"), "{out:?}");
