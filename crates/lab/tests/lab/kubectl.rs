@@ -175,6 +175,12 @@ fn kubectl_runs_the_seed_commands() {
         "60s",
     ]);
     assert!(status.contains("successfully rolled out"), "{status}");
+    // The old pods may still be terminating (as on a real cluster, where
+    // `wait -l` would then find them deleted under it): wait them out.
+    eventually("old webpods gone", Duration::from_secs(60), || {
+        let out = lab.kube(&["get", "pods", "-l", "app=webpod", "-o", "name"]);
+        (out.lines().count() == 3).then_some(())
+    });
     let waited = lab.kube(&[
         "wait",
         "--for=condition=Ready",
