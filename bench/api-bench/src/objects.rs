@@ -198,7 +198,7 @@ async fn create_all(
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let store = match (&args.kubeconfig, &args.etcd) {
         (Some(path), _) => Store::kubeconfig(Some(path), None).await?,
-        (None, Some(etcd)) => Store::etcd(&[etcd.clone()]).await?,
+        (None, Some(etcd)) => Store::etcd(std::slice::from_ref(etcd)).await?,
         (None, None) => anyhow::bail!("give --kubeconfig or --etcd"),
     };
     let start = Instant::now();
