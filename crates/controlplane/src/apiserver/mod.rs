@@ -6,7 +6,8 @@
 //!  TLS (lab CA) ─► authn (client cert CN/O, service-account token) ─► RBAC
 //!      ─► route: /version, discovery, /openapi/v3, resources
 //!      ─► verbs: get list watch create update patch delete deletecollection
-//!      ─► store (etcd): resourceVersion = store revision
+//!      ─► store (etcd): resourceVersion = store revision; watches share
+//!         one store watch per kind (feeds)
 //! ```
 //!
 //! Pure parts live in their own modules (tables, patches, authorization);
@@ -17,6 +18,7 @@ pub mod authn;
 pub mod bootstrap;
 pub mod crds;
 pub mod discovery;
+pub mod feeds;
 pub mod openapi;
 pub mod patch;
 pub mod paths;
@@ -98,6 +100,8 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 struct Server {
     store: Store,
+    /// The kinds' shared watch feeds.
+    feeds: feeds::Feeds,
     advertise: String,
     access: access::Access,
 }
@@ -129,6 +133,7 @@ pub async fn serve(store: Store, config: ServerConfig) -> std::io::Result<()> {
     tracing::info!(listen = %config.listen, unix = ?config.unix, "API server listening");
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.clone());
     let server = Arc::new(Server {
+        feeds: feeds::Feeds::new(store.clone()),
         store,
         advertise: config.advertise.clone(),
         access,
@@ -279,6 +284,7 @@ impl Server {
                     let shape = render::Shape::of(&accept, &query)?;
                     let stream = watch::start(
                         &self.store,
+                        &self.feeds,
                         watch::WatchRequest {
                             ty: &path.kind.ty,
                             version: path.version.clone(),
