@@ -9,7 +9,7 @@ export CILIUM_REQUIRE_BPF := 1
 LAB ?= lab
 RELEASE := target/release/cilium-lab
 
-.PHONY: setup build lab lab-down lint test fuzz bench clean
+.PHONY: setup build lab lab-down lint test fuzz bench bench-api clean
 
 setup:
 	@bash scripts/setup.sh
@@ -49,6 +49,14 @@ bench: build
 	bash bench/pod-throughput.sh
 	bash bench/tunnel-throughput.sh
 	bash bench/agent-rss.sh
+	bash bench/api-fanout.sh
+	bash bench/api-scale.sh
+
+# The Kubernetes API benchmarks alone: watch fan-out, then one agent's
+# sync against a lab loaded with simulated objects.
+bench-api: build
+	bash bench/api-fanout.sh
+	bash bench/api-scale.sh
 
 clean:
 	$(CARGO) clean

@@ -79,6 +79,7 @@ struct Ipam {
 
 /// Run the agent until SIGTERM/SIGINT.
 pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let cfg = Arc::new(cfg);
     if cfg.enable_ipv4_masquerade {
         tracing::warn!(
@@ -146,6 +147,7 @@ pub async fn run(settings: Settings, cfg: AgentConfig) -> anyhow::Result<()> {
             routing,
             endpoints: endpoints.subscribe(),
             tables: tables.clone(),
+            started,
         },
         writers.cluster,
     );

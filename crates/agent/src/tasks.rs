@@ -37,7 +37,7 @@ use futures::StreamExt;
 use reconciler::{Initializer, Operations, Reconciler, ReconcilerMetrics, Row, Table};
 use store::Store;
 use tokio::sync::watch;
-use toolkit::{Cache, Health, Supervisor};
+use toolkit::{Cache, Health, OwnedTask, Supervisor};
 
 use crate::cluster::{CiliumEndpoints, CiliumNodes, StoreIdentities};
 use crate::endpoints::{EndpointManager, EndpointSnapshot};
@@ -223,6 +223,8 @@ pub struct ClusterInputs {
     pub endpoints: watch::Receiver<EndpointSnapshot>,
     /// The tables it writes (`ipcache`, `routes`).
     pub tables: Tables,
+    /// When the agent started (for the "cluster state synced" line).
+    pub started: std::time::Instant,
 }
 
 /// Local addresses that are `reserved:host` beside InternalIP and router IP.
@@ -251,6 +253,11 @@ fn done<R: Row>(init: &SharedInit<R>) {
 /// reconcilers may prune) once both reflectors delivered a snapshot, and
 /// node routes are written from then on, so a restarted agent never
 /// removes a remote entry or route it has not yet seen again.
+///
+/// The first time both snapshots are in, it logs `cluster state synced`
+/// (with the counts and the time since the agent started) once the
+/// reconcilers have applied the ipcache and node routes computed from
+/// them: the agent's observable "synced" signal.
 async fn cluster_controller(
     mut c: ClusterInputs,
     ipcache_init: SharedInit<IpcacheRow>,
@@ -262,6 +269,7 @@ async fn cluster_controller(
     let mut ceps: Cache<CiliumEndpoint> = Cache::default();
     let mut tick = tokio::time::interval(LOCAL_ADDR_INTERVAL);
     let mut warnings = routes::SkipWarnings::default();
+    let mut announce: Option<OwnedTask> = None;
     loop {
         tokio::select! {
             Some(ch) = nodes_stream.next() => { nodes.apply(ch); }
@@ -276,18 +284,67 @@ async fn cluster_controller(
         let cep_list: Vec<CiliumEndpoint> = ceps.values().cloned().collect();
         let tunnel = matches!(c.routing, NodeRouting::Tunnel { .. });
         let desired = ipcache::compute(&c.local, &eps, &node_list, &cep_list, tunnel);
-        c.tables.ipcache.sync(|_| true, desired.into_values());
+        let ipcache_rev = c.tables.ipcache.sync(|_| true, desired.into_values());
         if !(nodes.synced() && ceps.synced()) {
             continue;
         }
         done(&ipcache_init);
         let plan = routes::node_routes(c.routing, &c.own, &node_list, &addrs);
         warnings.report(c.routing, &plan.skipped);
-        c.tables
+        let routes_rev = c
+            .tables
             .routes
             .sync(|r| r.owner == RouteOwner::NodeRoutes, plan.routes);
         done(&routes_init);
+        if announce.is_none() {
+            let counts = (node_list.len(), cep_list.len());
+            let (tables, started) = (c.tables.clone(), c.started);
+            announce = Some(OwnedTask::spawn(
+                "cluster-synced",
+                announce_synced(tables, (ipcache_rev, routes_rev), counts, started),
+            ));
+        }
     }
+}
+
+/// Rows of `table` whose last reconciliation failed.
+fn failed<R: Row>(table: &Table<R>) -> usize {
+    table
+        .rows()
+        .iter()
+        .filter(|(_, _, status)| status.error().is_some())
+        .count()
+}
+
+/// How long the "cluster state synced" line waits for the reconcilers.
+const SYNCED_WAIT: Duration = Duration::from_secs(600);
+
+/// Log `cluster state synced` once the ipcache and route reconcilers have
+/// attempted the first complete picture (table revisions `revs`).
+async fn announce_synced(
+    tables: Tables,
+    revs: (reconciler::Revision, reconciler::Revision),
+    (cilium_nodes, cilium_endpoints): (usize, usize),
+    started: std::time::Instant,
+) {
+    let waited = tokio::try_join!(
+        tables.ipcache.wait_reconciled(revs.0, SYNCED_WAIT),
+        tables.routes.wait_reconciled(revs.1, SYNCED_WAIT),
+    );
+    if let Err(error) = waited {
+        tracing::warn!(%error, "cluster state not applied in time");
+        return;
+    }
+    tracing::info!(
+        cilium_nodes,
+        cilium_endpoints,
+        ipcache_entries = tables.ipcache.len(),
+        ipcache_errors = failed(&tables.ipcache),
+        routes = tables.routes.len(),
+        route_errors = failed(&tables.routes),
+        since_start_ms = started.elapsed().as_millis() as u64,
+        "cluster state synced"
+    );
 }
 
 #[cfg(test)]

@@ -69,14 +69,14 @@ impl KubeBackend {
         let req = collection(ty, namespace)
             .list(&ListParams::default())
             .map_err(request_error)?;
-        let list: Value = self
+        let mut list: Value = self
             .client
             .request(req)
             .await
             .map_err(|e| api_error(ty, "", e))?;
         let revision = revision_of(&list["metadata"]);
-        let items = match list.get("items") {
-            Some(Value::Array(items)) => items.iter().cloned().map(|i| typed(ty, i)).collect(),
+        let items = match list.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items.into_iter().map(|i| typed(ty, i)).collect(),
             _ => Vec::new(),
         };
         Ok(List { items, revision })

@@ -6,7 +6,8 @@
 //!  TLS (lab CA) ─► authn (client cert CN/O, service-account token) ─► RBAC
 //!      ─► route: /version, discovery, /openapi/v3, resources
 //!      ─► verbs: get list watch create update patch delete deletecollection
-//!      ─► store (etcd): resourceVersion = store revision
+//!      ─► store (etcd): resourceVersion = store revision; watches share
+//!         one store watch per kind (feeds)
 //!      ─► pods/log, pods/exec, pods/attach: proxied to the node's kubelet
 //! ```
 //!
@@ -18,6 +19,7 @@ pub mod authn;
 pub mod bootstrap;
 pub mod crds;
 pub mod discovery;
+pub mod feeds;
 pub mod kubernetes_service;
 pub mod openapi;
 pub mod patch;
@@ -108,6 +110,8 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 struct Server {
     store: Store,
+    /// The kinds' shared watch feeds.
+    feeds: feeds::Feeds,
     advertise: String,
     access: access::Access,
     kubelet_socket: Option<String>,
@@ -140,6 +144,7 @@ pub async fn serve(store: Store, config: ServerConfig) -> std::io::Result<()> {
     tracing::info!(listen = %config.listen, unix = ?config.unix, "API server listening");
     let acceptor = tokio_rustls::TlsAcceptor::from(config.tls.clone());
     let server = Arc::new(Server {
+        feeds: feeds::Feeds::new(store.clone()),
         store,
         advertise: config.advertise.clone(),
         access,
@@ -297,6 +302,7 @@ impl Server {
                     let shape = render::Shape::of(&accept, &query)?;
                     let stream = watch::start(
                         &self.store,
+                        &self.feeds,
                         watch::WatchRequest {
                             ty: &path.kind.ty,
                             version: path.version.clone(),
