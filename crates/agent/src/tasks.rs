@@ -53,6 +53,11 @@ pub type Manager = EndpointManager<Kernel, StoreIdentities>;
 /// How often the cluster controller re-reads the local addresses.
 const LOCAL_ADDR_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long the store probe waits. Kubernetes clients retry an API server
+/// that answers 503 (as ours does while etcd is down) for minutes; the
+/// status reports the failure meanwhile.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The agent's tasks and reconcilers.
 pub struct Tasks {
     supervisor: Supervisor,
@@ -162,17 +167,23 @@ impl Tasks {
         });
     }
 
-    /// Check the store every 10 s for the `KVStore:` status line.
+    /// Check the store every 10 s for the `KVStore:` / `Kubernetes:`
+    /// status lines; a probe without an answer within [`PROBE_TIMEOUT`]
+    /// fails.
     pub fn kvstore_probe(&mut self, store: Store, node: String, status: Arc<Mutex<StatusInputs>>) {
         self.supervisor
             .spawn_periodic("kvstore-probe", Duration::from_secs(10), move || {
                 let (store, node, status) = (store.clone(), node.clone(), status.clone());
                 async move {
-                    let r = store.get::<CiliumNode>(None, &node).await;
+                    let probe = store.get::<CiliumNode>(None, &node);
+                    let r = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+                        Ok(r) => r.map(drop).map_err(|e| e.to_string()),
+                        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+                    };
                     let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
                     s.store_ok = r.is_ok();
-                    s.store_error = r.as_ref().err().map(ToString::to_string);
-                    r.map(|_| ()).map_err(|e| e.to_string())
+                    s.store_error = r.as_ref().err().cloned();
+                    r
                 }
             });
     }

@@ -7,9 +7,10 @@
 //! last write, and updates are compare-and-swap on it. Watches deliver
 //! every change after a given revision, in order.
 //!
-//! Backends: [`Store::memory`] (unit tests) and [`Store::etcd`] (the lab's
-//! real etcd; [`Store::etcd_with`] for mutual TLS, configured by an
-//! [`EtcdConfig`]). Callers never know which one they hold.
+//! Backends: [`Store::memory`] (unit tests), [`Store::etcd`] and
+//! [`Store::etcd_with`] (etcd, plaintext or with mutual TLS as an
+//! [`EtcdConfig`] says) and [`Store::kubeconfig`] (a Kubernetes API
+//! server). Callers never know which one they hold.
 //!
 //! Server-owned metadata: `create` fills `uid`, `creationTimestamp`,
 //! `generation` (1) and the default namespace; `update` keeps the stored

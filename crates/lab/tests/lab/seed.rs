@@ -28,12 +28,13 @@ fn seed_lab_runs_the_sample_workloads() {
     assert_eq!(web.trim(), "<h1>Web Server : router</h1>");
 
     // etcd healthy from every node (over the lab network, mutual TLS with
-    // the lab's client certificate) and from the host (its unix socket).
+    // the API server's client certificate) and from the host (its unix
+    // socket).
     let pki = format!("/run/cilium-lab/{}/clusters/default/pki", lab.name);
     let tls = [
         format!("--cacert={pki}/ca.crt"),
-        format!("--cert={pki}/etcd-cilium-lab.crt"),
-        format!("--key={pki}/etcd-cilium-lab.key"),
+        format!("--cert={pki}/apiserver-etcd-client.crt"),
+        format!("--key={pki}/apiserver-etcd-client.key"),
     ];
     for node in ["k8s-ctr", "k8s-w1", "k8s-w0"] {
         let mut args = vec![
