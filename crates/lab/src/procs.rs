@@ -104,10 +104,17 @@ pub fn spawn(s: &Spawn) -> Result<ProcRecord> {
 }
 
 impl ProcRecord {
-    /// The last `n` lines of the process's log (for errors when it died).
+    /// The last `n` lines of the process's log (for errors when it died),
+    /// without the frames of a backtrace (they would hide its message).
     pub fn log_tail(&self, n: usize) -> String {
         let log = std::fs::read_to_string(&self.spec.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
+        let frame = |l: &str| {
+            let t = l.trim_start();
+            t.starts_with("at ")
+                || t.split_once(": ")
+                    .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        };
+        let lines: Vec<&str> = log.lines().filter(|l| !frame(l)).collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 

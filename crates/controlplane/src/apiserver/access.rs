@@ -161,6 +161,15 @@ async fn follow_policy(store: Store, slot: Arc<RwLock<Arc<Authorizer>>>) {
             Update::RoleBinding(c) => bindings.apply(c),
             Update::ClusterRoleBinding(c) => cluster_bindings.apply(c),
         };
+        // A partial view (one kind listed, another not yet) would deny
+        // what the bootstrap policy allows: wait for all four lists.
+        if !(roles.synced()
+            && cluster_roles.synced()
+            && bindings.synced()
+            && cluster_bindings.synced())
+        {
+            continue;
+        }
         let policy = Policy {
             roles: roles.values().cloned().collect(),
             cluster_roles: cluster_roles.values().cloned().collect(),

@@ -181,7 +181,9 @@ impl ApiError {
             store::Error::Conflict { .. } => Self::conflict(ty, name),
             store::Error::Invalid(message) => Self::invalid(ty, name, "", &message),
             store::Error::Compacted(rev) => Self::expired(rev, None),
-            store::Error::Backend(message) => Self::unavailable(message),
+            // 500, not 503: clients retry a 503 for minutes (kube-rs and
+            // client-go back off up to ~15 times), hiding a store outage.
+            store::Error::Backend(message) => Self::internal(message),
             err @ store::Error::Decode { .. } => Self::internal(err),
         }
     }
