@@ -16,6 +16,13 @@ PACKAGES=(
 
 log() { printf '==> %s\n' "$*"; }
 
+# kubectl (1.27-1.33, picked by the machine's dispatcher) comes with the
+# machine image, not from Debian: the API tests run it.
+if ! command -v kubectl >/dev/null; then
+  echo "setup: kubectl is missing; install a kubectl 1.29-1.33 on the PATH" >&2
+  exit 1
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

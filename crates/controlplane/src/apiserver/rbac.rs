@@ -632,4 +632,4 @@ fn go_quote(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,7 +2,8 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::apiserver::authn::{UserInfo, service_account_username};
-use crate::apiserver::rbac::{Attributes, Authorizer, ResourceAttributes, Target};
+use crate::apiserver::rbac::tests::{path, res};
+use crate::apiserver::rbac::{Attributes, Authorizer, Target};
 
 fn user(name: &str, groups: &[&str]) -> UserInfo {
     let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
@@ -20,23 +21,6 @@ fn service_account(namespace: &str, name: &str) -> UserInfo {
         &service_account_username(namespace, name),
         &["system:serviceaccounts", &group],
     )
-}
-
-/// `group/resource[/sub]` in `namespace`, named `name`.
-fn res<'a>(gr: &'a str, namespace: &'a str, name: &'a str) -> Target<'a> {
-    let (api_group, rest) = gr.split_once('/').unwrap();
-    let (resource, subresource) = rest.split_once('/').unwrap_or((rest, ""));
-    Target::Resource(ResourceAttributes {
-        api_group,
-        resource,
-        subresource,
-        namespace,
-        name,
-    })
-}
-
-fn path(path: &str) -> Target<'_> {
-    Target::NonResource { path }
 }
 
 /// Asserts each (verb, target, allowed) for `who`.

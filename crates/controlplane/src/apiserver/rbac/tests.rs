@@ -102,7 +102,7 @@ fn service_account(namespace: &str, name: &str) -> UserInfo {
 }
 
 /// `group/resource[/sub]` in `namespace`, named `name`.
-fn res<'a>(gr: &'a str, namespace: &'a str, name: &'a str) -> Target<'a> {
+pub(crate) fn res<'a>(gr: &'a str, namespace: &'a str, name: &'a str) -> Target<'a> {
     let (api_group, rest) = gr.split_once('/').unwrap();
     let (resource, subresource) = rest.split_once('/').unwrap_or((rest, ""));
     Target::Resource(ResourceAttributes {
@@ -114,7 +114,8 @@ fn res<'a>(gr: &'a str, namespace: &'a str, name: &'a str) -> Target<'a> {
     })
 }
 
-fn path(path: &str) -> Target<'_> {
+/// A non-resource path.
+pub(crate) fn path(path: &str) -> Target<'_> {
     Target::NonResource { path }
 }
 
