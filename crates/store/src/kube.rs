@@ -58,11 +58,7 @@ impl KubeBackend {
         let req = collection(ty, namespace)
             .get(name, &GetParams::default())
             .map_err(request_error)?;
-        match self.client.request::<Value>(req).await {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if status_code(&e) == Some(404) => Ok(None),
-            Err(e) => Err(api_error(ty, name, e)),
-        }
+        optional(ty, name, self.client.request::<Value>(req).await)
     }
 
     pub async fn list(&self, ty: &ResourceType, namespace: Option<&str>) -> Result<List<Value>> {
@@ -137,11 +133,7 @@ impl KubeBackend {
         let req = collection(ty, namespace)
             .delete(name, &DeleteParams::background().grace_period(0))
             .map_err(request_error)?;
-        match self.client.request::<Value>(req).await {
-            Ok(v) => Ok(Some(typed(ty, v))),
-            Err(e) if status_code(&e) == Some(404) => Ok(None),
-            Err(e) => Err(api_error(ty, name, e)),
-        }
+        optional(ty, name, self.client.request::<Value>(req).await)
     }
 
     /// Every change after `revision`; re-opened from the last revision
@@ -302,6 +294,15 @@ fn encode(obj: &Value) -> Result<Vec<u8>> {
 
 fn request_error(e: kube::core::request::Error) -> Error {
     Error::Invalid(format!("cannot build request: {e}"))
+}
+
+/// The object an API answer carries, `None` when it is a 404.
+fn optional(ty: &ResourceType, name: &str, answer: kube::Result<Value>) -> Result<Option<Value>> {
+    match answer {
+        Ok(v) => Ok(Some(typed(ty, v))),
+        Err(e) if status_code(&e) == Some(404) => Ok(None),
+        Err(e) => Err(api_error(ty, name, e)),
+    }
 }
 
 fn status_code(e: &kube::Error) -> Option<u16> {
